@@ -1,0 +1,1 @@
+"""ptdry's core layer: Module, ObjectDef, metamodules and properties. Imports nothing above it."""

@@ -1,0 +1,115 @@
+"""ptdry's exceptions: one small tree, so callers can catch ptdry's errors as a group.
+
+Each class also inherits the matching built-in, so both ``except ptdry.ConfigError`` and
+``except ValueError`` work::
+
+    PtdryError
+    ├── ConfigError (ValueError)            bad constructor argument or definition
+    │   ├── SerializationError (TypeError)  a value ptdry cannot store
+    │   └── ValidationError                 a property rejected a value
+    ├── StateDictError (KeyError)           missing/unexpected keys in load_state_dict
+    ├── NotReadyError (RuntimeError)        Status.check() found problems
+    ├── ArchiveError (ValueError)           unreadable, corrupt or foreign archive
+    │   └── UntrustedArchiveError           archive needs pickle; pass trusted=True
+    ├── DBError (RuntimeError)              database layer
+    │   ├── ServerUnavailableError (ConnectionError)
+    │   ├── NotFoundError (LookupError)
+    │   ├── MultipleFoundError (LookupError)
+    │   └── IntegrityError                  stored bytes do not match their checksum
+    ├── SelectorError (ValueError)          a query ptdry refuses or cannot parse
+    └── TrainingError (RuntimeError)        the training loop
+        └── CallbackError                   a callback raised; names the callback
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveError",
+    "CallbackError",
+    "ConfigError",
+    "DBError",
+    "IntegrityError",
+    "MultipleFoundError",
+    "NotFoundError",
+    "NotReadyError",
+    "PtdryError",
+    "SelectorError",
+    "SerializationError",
+    "ServerUnavailableError",
+    "StateDictError",
+    "TrainingError",
+    "UntrustedArchiveError",
+    "ValidationError",
+]
+
+
+class PtdryError(Exception):
+    """Base class of every error ptdry raises on purpose."""
+
+
+class ConfigError(PtdryError, ValueError):
+    """A constructor argument or definition is not acceptable."""
+
+
+class SerializationError(ConfigError, TypeError):
+    """A value cannot be stored in a definition; the message names its argument path."""
+
+
+class ValidationError(ConfigError):
+    """A typed property rejected a value; the old value is kept."""
+
+
+class StateDictError(PtdryError, KeyError):
+    """``load_state_dict(strict=True)`` found missing or unexpected keys."""
+
+    def __init__(self, message: str, missing: list[str] = (), unexpected: list[str] = ()):
+        super().__init__(message)
+        self.missing = list(missing)
+        self.unexpected = list(unexpected)
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class NotReadyError(PtdryError, RuntimeError):
+    """A module is not ready to run; the message lists why."""
+
+
+class ArchiveError(PtdryError, ValueError):
+    """An archive file is unreadable, corrupt, foreign or too new; names the file."""
+
+
+class UntrustedArchiveError(ArchiveError):
+    """An archive holds pickled values; loading them needs ``trusted=True``."""
+
+
+class DBError(PtdryError, RuntimeError):
+    """Something went wrong in the database layer."""
+
+
+class ServerUnavailableError(DBError, ConnectionError):
+    """The database server cannot be reached in time."""
+
+
+class NotFoundError(DBError, LookupError):
+    """No stored object matches."""
+
+
+class MultipleFoundError(DBError, LookupError):
+    """More than one stored object matches where exactly one was asked for."""
+
+
+class IntegrityError(DBError):
+    """Stored bytes do not match their recorded sha256."""
+
+
+class SelectorError(PtdryError, ValueError):
+    """A selector or filter is refused (e.g. server-side JavaScript) or malformed."""
+
+
+class TrainingError(PtdryError, RuntimeError):
+    """The training loop cannot go on."""
+
+
+class CallbackError(TrainingError):
+    """A callback raised; the message names the callback and the trigger."""
