@@ -348,6 +348,12 @@ class Module:
         if extra:
             self.load_extra_state(extra)
 
+    def save_self(self, file: Any) -> None:
+        """Save this module (definition and state) as an archive; see ``ptdry.save_object``."""
+        from ptdry.io.archive import save_object  # the io layer; imported only when used
+
+        save_object(self, file)
+
     # -- readiness and properties -------------------------------------------------------------
     def problems(self) -> list[str]:
         """Why this module cannot run (empty when ready); override and extend ``super()``'s."""

@@ -1,0 +1,1 @@
+"""ptdry's database layer: DBInterface, Repo, Selector, artifact stores, the embedded server."""

@@ -1,0 +1,1 @@
+"""ptdry's io layer: the archive format (save_object / load_object) and its codecs."""
