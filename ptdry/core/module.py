@@ -16,6 +16,7 @@ import uuid
 from typing import Any, Callable, Iterator
 
 from ptdry.core.callbacks import Callbacks
+from ptdry.core.dataref import DataRef
 from ptdry.core.history import History
 from ptdry.core.objectdef import Configuration, ObjectDef
 from ptdry.core.state import State
@@ -134,6 +135,10 @@ class Module:
         >>> s(2), s.dry_kwargs["factor"], s.definition().build()(1)
         (6.0, 3.0, 3.0)
     """
+
+    #: Names of keyword arguments holding data that lives in state, not in the definition
+    #: (the definition records a :class:`~ptdry.core.dataref.DataRef` fingerprint instead).
+    dry_data_args: tuple[str, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -431,7 +436,11 @@ def _definition(module: Module, memo: dict[int, ObjectDef], path: str) -> Object
     memo[id(module)] = node
     node.cls = type(module)
     node.args = tuple(_def_value(a, memo, f"{path}.args[{i}]") for i, a in enumerate(d["_dry_args"]))
-    node.kwargs = {k: _def_value(v, memo, f"{path}.{k}") for k, v in d["_dry_kwargs"].items()}
+    data_args = getattr(type(module), "dry_data_args", ())
+    node.kwargs = {
+        k: DataRef.of(v) if k in data_args and v is not None else _def_value(v, memo, f"{path}.{k}")
+        for k, v in d["_dry_kwargs"].items()
+    }
     node.kwargs["dry_id"] = d["_dry_id"]
     return node
 

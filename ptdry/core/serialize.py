@@ -21,6 +21,7 @@ import pathlib
 from typing import Any, Callable
 
 from ptdry.core.classpath import class_path, import_path, is_importable
+from ptdry.core.dataref import DataRef
 from ptdry.errors import ConfigError, SerializationError
 
 __all__ = [
@@ -152,6 +153,8 @@ def encode(
         return {"__path__": str(value)}
     if isinstance(value, _dt.datetime):
         return {"__datetime__": value.isoformat()}
+    if isinstance(value, DataRef):
+        return {"__dataref__": {"sha256": value.sha256, "summary": encode(value.summary, path, None, limit)}}
     kind = _torch_kind(value)
     if kind == "dtype":
         return {"__dtype__": str(value)}
@@ -258,6 +261,8 @@ def _decode_marker(marker: str, payload: Any, hook: DecodeHook | None) -> Any:
         return getattr(torch, payload.removeprefix("torch.")) if marker == "__dtype__" else torch.device(payload)
     if marker == "__tensor__":
         return _decode_tensor(payload)
+    if marker == "__dataref__":
+        return DataRef(payload["sha256"], decode(payload.get("summary"), hook))
     raise ConfigError(f"unknown marker {marker!r} in stored data; written by a newer ptdry?")
 
 
@@ -287,6 +292,8 @@ def readable(value: Any, hook: EncodeHook | None = None) -> Any:
         return {"dtype": str(value.dtype), "shape": list(value.shape)}
     if isinstance(value, enum.Enum):
         return value.name
+    if isinstance(value, DataRef):
+        return {"sha256": value.sha256, "summary": readable(value.summary)}
     if isinstance(value, pathlib.PurePath):
         return str(value)
     if isinstance(value, _dt.datetime):
