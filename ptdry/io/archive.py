@@ -1,0 +1,326 @@
+"""Archives: save a Module tree (definition + state) to one zip file and load it back.
+
+An archive is a zip with ``manifest.json`` (format, versions, class path, ``dry_id``,
+definition, the JSON part of the state), ``tensors.safetensors``, ``arrays/<n>.npy``,
+``blobs/<n>.bin`` and, only when nothing else can hold a value, ``pickles/<n>.pkl``
+(loading those needs ``trusted=True``). :func:`state_to_bytes` writes a bare state in the
+same layout (format ``"ptdry-state"``), so there is one code path. Writes to a path are
+atomic. Every problem met while loading raises :class:`~ptdry.errors.ArchiveError` naming
+the file. See ``docs/archives.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno
+import importlib.metadata
+import io
+import json
+import os
+import platform
+import sys
+import uuid
+import zipfile
+from typing import Any, BinaryIO, Callable, Iterable, Mapping, Union
+
+from ptdry.core.classpath import class_path
+from ptdry.core.module import Module
+from ptdry.core.objectdef import ObjectDef
+from ptdry.core.state import State
+from ptdry.errors import ArchiveError, ConfigError
+from ptdry.io import codec
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "load_object", "save_object", "state_from_bytes", "state_to_bytes"]
+
+#: ``manifest["format"]`` of an archive written by :func:`save_object`.
+FORMAT = "ptdry-archive"
+#: ``manifest["format"]`` of a bare state written by :func:`state_to_bytes`.
+STATE_FORMAT = "ptdry-state"
+#: The newest format version this ptdry reads and the one it writes.
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+PathOrFile = Union[str, "os.PathLike[str]", BinaryIO]
+_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed member times: equal state, equal bytes
+
+
+# -- public API ---------------------------------------------------------------------------
+def state_to_bytes(state: Mapping[Any, Any]) -> bytes:
+    """Serialize a (nested) state mapping to bytes, e.g. to store it as a database artifact.
+
+    The bytes are an in-memory zip in the archive layout (see the module doc), and the same
+    state gives the same bytes. Read them with :func:`state_from_bytes`.
+
+    Raises:
+        SerializationError: a value cannot be stored even with pickle; names its key path.
+    """
+    encoded = codec.encode_state(state)
+    manifest = _header(STATE_FORMAT)
+    manifest.update(encoded.manifest_fields())
+    buffer = io.BytesIO()
+    _write_zip(buffer, manifest, encoded.members())
+    return buffer.getvalue()
+
+
+def state_from_bytes(data: bytes, *, trusted: bool = False, source: str = "<bytes>") -> State:
+    """Read a state written by :func:`state_to_bytes` (or the state of an archive).
+
+    Args:
+        data: the bytes.
+        trusted: allow unpickling values that nothing else could store (runs code).
+        source: names the bytes in error messages (e.g. ``"artifact state of <id>"``).
+
+    Raises:
+        UntrustedArchiveError: the state holds pickled values and ``trusted`` is false.
+        ArchiveError: the bytes are not a ptdry state, are corrupt or too new.
+    """
+    where = f"state from {source}"
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise _fail(where, f"expected bytes, received {type(data).__qualname__}")
+    with _open_zip(io.BytesIO(bytes(data)), where) as zf:
+        manifest = _read_manifest(zf, where, (STATE_FORMAT, FORMAT))
+        read = _reader(zf, where)
+        return codec.decode_state(manifest, read, trusted=trusted, where=where, func="state_from_bytes")
+
+
+def save_object(obj: Module, file: PathOrFile) -> None:
+    """Save ``obj`` — its definition and its state — as an archive that rebuilds it.
+
+    Args:
+        obj: the Module (with its nested Modules, torch modules and optimizers).
+        file: a path (written atomically: a temp file in the same directory, fsync, then
+            rename; on failure the old file stays intact), or a binary file object (written
+            at its current position, in one ``write`` call).
+
+    Raises:
+        SerializationError: a constructor argument or a state value cannot be stored.
+    """
+    if not isinstance(obj, Module):
+        raise ConfigError(f"save_object needs a ptdry Module; received {type(obj).__qualname__}")
+    manifest = _header(FORMAT)
+    manifest.update(
+        {
+            "class": class_path(type(obj)),
+            "dry_id": obj.dry_id,
+            "definition": obj.definition().to_dict(),
+            "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
+        }
+    )
+    encoded = codec.encode_state(obj.state_dict())
+    manifest.update(encoded.manifest_fields())
+    if isinstance(file, (str, os.PathLike)):
+        _atomic_write(os.fspath(file), lambda f: _write_zip(f, manifest, encoded.members()))
+        return
+    buffer = io.BytesIO()
+    _write_zip(buffer, manifest, encoded.members())
+    file.write(buffer.getvalue())
+
+
+def load_object(file: PathOrFile, *, trusted: bool = False) -> Module:
+    """Rebuild the Module saved by :func:`save_object`: same class, definition, ``dry_id``, state.
+
+    Args:
+        file: a path, or a binary file object (read from its current position to the end).
+        trusted: allow unpickling values that nothing else could store (runs code).
+
+    Raises:
+        UntrustedArchiveError: the archive holds pickled values and ``trusted`` is false;
+            nothing is unpickled and no object is built.
+        ArchiveError: the file is missing, unreadable, corrupt, not a ptdry archive, written
+            by a newer ptdry, or its definition/state no longer fits the class.
+    """
+    if isinstance(file, (str, os.PathLike)):
+        path = os.fspath(file)
+        where = f"archive {path}"
+        try:
+            with open(path, "rb") as f:
+                return _load(f, where, trusted)
+        except FileNotFoundError as exc:
+            raise _fail(where, "no such file") from exc
+        except IsADirectoryError as exc:
+            raise _fail(where, "it is a directory, not an archive file") from exc
+        except OSError as exc:
+            raise _fail(where, f"{exc.strerror or exc}") from exc
+    if not hasattr(file, "read"):
+        raise TypeError(
+            f"load_object needs a path or a binary file object; received {type(file).__qualname__} "
+            "(wrap bytes in io.BytesIO)"
+        )
+    name = getattr(file, "name", None)
+    where = f"archive {name}" if isinstance(name, str) else "archive <stream>"
+    try:
+        data = file.read()
+    except Exception as exc:
+        raise _fail(where, f"reading failed ({type(exc).__name__}: {exc})") from exc
+    if not isinstance(data, (bytes, bytearray)):
+        raise _fail(where, "it is not a binary file object (open it with 'rb')")
+    return _load(io.BytesIO(data), where, trusted)
+
+
+# -- loading -------------------------------------------------------------------------------
+def _load(f: BinaryIO, where: str, trusted: bool) -> Module:
+    with _open_zip(f, where) as zf:
+        manifest = _read_manifest(zf, where, (FORMAT,))
+        cls_path, definition = manifest.get("class"), manifest.get("definition")
+        if not isinstance(cls_path, str) or not isinstance(definition, dict):
+            raise _fail(where, "its manifest lacks the class or the definition")
+        read = _reader(zf, where)
+        state = codec.decode_state(manifest, read, trusted=trusted, where=where, func="load_object")
+    try:
+        tree = ObjectDef.from_dict(definition)
+    except Exception as exc:
+        raise _fail(where, f"cannot read its definition of {cls_path} ({_brief(exc)})") from exc
+    root = tree.cls
+    if not (isinstance(root, type) and issubclass(root, Module)) or class_path(root) != cls_path:
+        # checked before building: the root of a definition is called, whatever it names
+        raise _fail(where, f"its definition is of {_name(root)}, not the Module {cls_path}")
+    try:
+        obj = tree.build()
+    except Exception as exc:
+        raise _fail(where, f"cannot build {cls_path} from its definition ({_brief(exc)})") from exc
+    if type(obj) is not root:
+        raise _fail(where, f"its definition built {_name(type(obj))}, not {cls_path}")
+    if "dry_id" in manifest and obj.dry_id != manifest["dry_id"]:
+        raise _fail(where, f"built dry_id {obj.dry_id} instead of {manifest['dry_id']}")
+    try:
+        obj.load_state_dict(state)
+    except Exception as exc:
+        raise _fail(where, f"its state does not fit {cls_path} ({_brief(exc)})") from exc
+    return obj
+
+
+def _fail(where: str, problem: str) -> ArchiveError:
+    return ArchiveError(f"cannot load {where}: {problem}")
+
+
+def _name(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', repr(obj))}"
+
+
+def _brief(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _open_zip(f: BinaryIO, where: str) -> zipfile.ZipFile:
+    try:
+        return zipfile.ZipFile(f)
+    except zipfile.BadZipFile as exc:
+        raise _fail(where, f"not a ptdry archive (not a zip file, or truncated: {exc})") from exc
+    except Exception as exc:
+        raise _fail(where, f"unreadable zip ({_brief(exc)})") from exc
+
+
+def _reader(zf: zipfile.ZipFile, where: str) -> Callable[[str], bytes]:
+    """``read(member)`` that turns every failure (missing member, bad CRC, ...) into ArchiveError."""
+
+    def read(member: str) -> bytes:
+        try:
+            return zf.read(member)
+        except KeyError as exc:
+            raise _fail(where, f"member {member} is missing (truncated or not a ptdry archive?)") from exc
+        except Exception as exc:
+            raise _fail(where, f"member {member} is corrupt ({_brief(exc)})") from exc
+
+    return read
+
+
+def _read_manifest(zf: zipfile.ZipFile, where: str, formats: tuple[str, ...]) -> dict[str, Any]:
+    """Read and check ``manifest.json``: a ptdry file of an accepted format, not too new."""
+    try:
+        zf.getinfo(MANIFEST)
+    except KeyError:
+        raise _fail(where, f"not a ptdry archive (a zip without {MANIFEST})") from None
+    raw = _reader(zf, where)(MANIFEST)
+    try:
+        manifest = json.loads(raw.decode("utf-8"))
+    except Exception as exc:
+        raise _fail(where, f"{MANIFEST} is not valid JSON ({_brief(exc)})") from exc
+    if not isinstance(manifest, dict):
+        raise _fail(where, f"{MANIFEST} is not a JSON object")
+    fmt, version = manifest.get("format"), manifest.get("format_version")
+    if fmt not in formats:
+        if fmt == STATE_FORMAT:
+            raise _fail(where, "it holds only a state (use state_from_bytes), not an object")
+        raise _fail(where, f"not a ptdry archive (manifest format {fmt!r})")
+    if type(version) is not int or version < 1:
+        raise _fail(where, f"its manifest has no valid format_version ({version!r})")
+    if version > FORMAT_VERSION:
+        raise ArchiveError(
+            f"cannot load {where}: written by a newer ptdry (format {version}); upgrade ptdry "
+            f"(this one, {_ptdry_version()}, reads format {FORMAT_VERSION})"
+        )
+    return manifest
+
+
+# -- writing -------------------------------------------------------------------------------
+def _header(fmt: str) -> dict[str, Any]:
+    return {
+        "format": fmt,
+        "format_version": FORMAT_VERSION,
+        "ptdry_version": _ptdry_version(),
+        "library_versions": _library_versions(),
+    }
+
+
+def _ptdry_version() -> str:
+    ptdry = sys.modules.get("ptdry")
+    return getattr(ptdry, "__version__", None) or "unknown"
+
+
+def _library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("ptdry", "torch", "numpy", "safetensors"):
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            if dist == "ptdry" and _ptdry_version() != "unknown":
+                out[dist] = _ptdry_version()
+    return out
+
+
+def _write_zip(f: BinaryIO, manifest: dict[str, Any], members: Iterable[tuple[str, bytes, bool]]) -> None:
+    """Write the manifest first, then each member (big binary members uncompressed)."""
+    text = json.dumps(manifest, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+    with zipfile.ZipFile(f, "w", allowZip64=True) as zf:
+        _add(zf, MANIFEST, text.encode("ascii"), True)
+        for name, data, compress in members:
+            _add(zf, name, data, compress)
+
+
+def _add(zf: zipfile.ZipFile, name: str, data: bytes, compress: bool) -> None:
+    info = zipfile.ZipInfo(name, date_time=_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    info.external_attr = 0o644 << 16
+    zf.writestr(info, data)
+
+
+def _atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` via a temp file in its directory (flush, fsync, rename); on any
+    exception the temp file is removed and the previous file is left as it was."""
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "cannot save an archive over a directory", path)
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(directory)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the rename durable where the OS allows it (POSIX); best effort elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
