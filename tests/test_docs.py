@@ -1,4 +1,5 @@
-"""The docs build with ``mkdocs --strict``, and every ```python block in them runs."""
+"""The docs build with ``mkdocs --strict``, and every ```python block in them (and in the
+README) runs: the blocks of one page run in order, in one namespace, like a reader would."""
 
 from __future__ import annotations
 
@@ -6,24 +7,26 @@ import pathlib
 import re
 import subprocess
 import sys
+import types
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-PAGES = sorted((ROOT / "docs").glob("*.md"))
+PAGES = sorted((ROOT / "docs").glob("*.md")) + [ROOT / "README.md"]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
-def _blocks():
-    for page in PAGES:
-        for i, match in enumerate(BLOCK.finditer(page.read_text())):
-            yield pytest.param(match.group(1), id=f"{page.stem}-{i}")
-
-
-@pytest.mark.parametrize("code", list(_blocks()))
-def test_docs_example_runs(code, tmp_path, monkeypatch):
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_docs_examples_run(page, tmp_path, monkeypatch, embedded_server):
+    # embedded_server: pages may use DBInterface() (the embedded default); the session's
+    # server is the one they get, and it is stopped when the tests end.
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "<docs>", "exec"), {"__name__": "__docs__"})
+    # A real (registered) module, so classes a page defines have an importable path.
+    module = types.ModuleType("__docs__")
+    monkeypatch.setitem(sys.modules, "__docs__", module)
+    for i, match in enumerate(BLOCK.finditer(page.read_text())):
+        code = compile(match.group(1), f"{page.name}[block {i}]", "exec")
+        exec(code, module.__dict__)
 
 
 def test_docs_build_strict(tmp_path):

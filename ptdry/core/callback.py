@@ -28,6 +28,7 @@ class Callback(Module):
         Traceback (most recent call last):
         ...
         RuntimeError: NaNs detected!
+        raised by callback 'NaNDetector' in on_step_end
     """
 
     def __call__(self, trigger: str, **kwargs: Any) -> Any:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from ptdry.core.metamodule import Metamodule
-from ptdry.errors import ConfigError
+from ptdry.errors import ConfigError, StateDictError
 
 __all__ = ["Callbacks"]
 
@@ -107,12 +107,33 @@ class Callbacks(Metamodule):
         return {k: cb.state_dict() for k, cb in self._entries.items() if hasattr(cb, "state_dict")}
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> None:
-        unknown = sorted(set(state) - set(self._entries))
-        if strict and unknown:
-            raise ConfigError(f"state for unregistered callbacks {unknown}; registered: {list(self._entries)}")
+        """Give each registered callback its part of :meth:`state_dict` output.
+
+        Raises:
+            StateDictError: with ``strict``, naming every stateful callback the state lacks and
+                every name in the state that is not registered.
+        """
+        from ptdry.core.module import Module
+
+        expected = {k for k, cb in self._entries.items() if hasattr(cb, "state_dict")}
+        missing, unexpected = sorted(expected - set(state)), sorted(set(state) - set(self._entries))
+        if strict and (missing or unexpected):
+            lines = ["cannot load callback state:"]
+            if missing:
+                lines.append(f"  missing callbacks ({len(missing)}): {', '.join(missing)}")
+            if unexpected:
+                lines.append(f"  unregistered callbacks ({len(unexpected)}): {', '.join(unexpected)}")
+            registered = ", ".join(self._entries) or "(none)"
+            lines.append(f"  registered: {registered}; pass strict=False to load what matches")
+            raise StateDictError("\n".join(lines), missing, unexpected)
         for key, value in state.items():
-            if key in self._entries:
-                self._entries[key].load_state_dict(value, strict=strict)
+            cb = self._entries.get(key)
+            if cb is None:
+                continue
+            if isinstance(cb, Module):
+                cb.load_state_dict(value, strict=strict)
+            else:  # a plain callback with torch/Ignite-style state methods
+                cb.load_state_dict(value)
 
     def to_document(self) -> dict[str, Any]:
         out = []

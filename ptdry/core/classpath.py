@@ -16,10 +16,27 @@ __all__ = ["class_path", "import_path", "is_importable"]
 def class_path(obj: Any) -> str:
     """Return ``"module:QualName"`` for a class or function defined at module level."""
     module = getattr(obj, "__module__", None)
+    if module is None:  # methods of built-in types, e.g. str.lower
+        module = getattr(getattr(obj, "__objclass__", None), "__module__", None)
     qualname = getattr(obj, "__qualname__", None)
     if not module or not qualname:
         raise SerializationError(f"{obj!r} has no importable name (module and qualname needed)")
-    return f"{module}:{qualname}"
+    path = f"{module}:{qualname}"
+    name = getattr(obj, "__name__", None)
+    if not isinstance(obj, type) and name and qualname != name and "<" not in qualname:
+        # Some built-in functions report a private class in __qualname__ (torch.relu is
+        # "_VariableFunctionsClass.relu"); use the public name when only that one resolves.
+        public = f"{module}:{name}"
+        if not _resolves(path, obj) and _resolves(public, obj):
+            return public
+    return path
+
+
+def _resolves(path: str, obj: Any) -> bool:
+    try:
+        return import_path(path) is obj
+    except ConfigError:
+        return False
 
 
 def is_importable(obj: Any) -> bool:

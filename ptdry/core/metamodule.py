@@ -13,6 +13,8 @@ class Metamodule:
     """Base of Configuration-like parts: ``to_document()`` gives BSON-safe data, and
     ``from_document()`` reads it back, so the DB layer stores every metamodule alike."""
 
+    __slots__ = ()
+
     def to_document(self) -> dict[str, Any]:
         raise NotImplementedError(f"{type(self).__name__} must implement to_document()")
 

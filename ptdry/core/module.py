@@ -165,6 +165,13 @@ class Module:
         """Keyword constructor arguments (defaults included), then ``dry_id``; a copy."""
         return {**self.__dict__["_dry_kwargs"], "dry_id": self.dry_id}
 
+    def _record_argument(self, name: str, value: Any) -> None:
+        """Change what the definition records for keyword argument ``name`` (e.g. to mask a
+        password); for subclasses, called from ``__init__``."""
+        if name not in self.__dict__["_dry_kwargs"]:
+            raise ConfigError(f"{type(self).__name__} has no recorded keyword argument {name!r}")
+        self.__dict__["_dry_kwargs"][name] = value
+
     def definition(self) -> ObjectDef:
         """This module as an :class:`ObjectDef` value (nested Modules as nested definitions).
 
@@ -321,7 +328,23 @@ class Module:
         return None
 
     def _load(self, state: dict[str, Any], prefix: str) -> None:
-        claimed: set[str] = set()
+        if not _is_torch_module(self):
+            self._load_own(state, prefix)
+            return
+        import torch
+
+        # torch restores parameters and buffers of the whole torch subtree; every ptdry Module
+        # in that subtree then restores what torch does not know (optimizers, plain Modules,
+        # extra state) — the same split that state_dict() makes.
+        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        torch.nn.Module.load_state_dict(self, own, strict=False)
+        for path, m in torch.nn.Module.named_modules(self):
+            if isinstance(m, Module):
+                m._load_own(state, f"{prefix}{path}." if path else prefix)
+
+    def _load_own(self, state: dict[str, Any], prefix: str) -> None:
+        """Restore the children this module gathers itself (see ``_state_children``) and its
+        extra state."""
         for name, child in self._state_children():
             path = prefix + name
             if isinstance(child, Module):
@@ -331,20 +354,6 @@ class Module:
                 child.load_state_dict(sub, strict=False)
             elif path in state:
                 child.load_state_dict(state[path])
-            claimed.update(k for k in state if k == path or k.startswith(path + "."))
-        extra_keys = set(self.extra_state())
-        if _is_torch_module(self):
-            import torch
-
-            own = {
-                k[len(prefix) :]: v
-                for k, v in state.items()
-                if k.startswith(prefix) and k not in claimed and k[len(prefix) :] not in extra_keys
-            }
-            torch.nn.Module.load_state_dict(self, own, strict=False)
-            for path, m in torch.nn.Module.named_modules(self):
-                if path and isinstance(m, Module):
-                    m._load_extra(state, f"{prefix}{path}.")
         self._load_extra(state, prefix)
 
     def _load_extra(self, state: dict[str, Any], prefix: str) -> None:
@@ -451,13 +460,26 @@ def _def_value(value: Any, memo: dict[int, ObjectDef], path: str) -> Any:
     if isinstance(value, Module):
         return _definition(value, memo, path)
     if isinstance(value, ObjectDef):
-        return value.__deepcopy__({})
+        # A recipe (e.g. ObjectDef(torch.optim.SGD, lr=0.1)): copied like a Module's
+        # definition, so its arguments are checked here and a shared recipe stays shared.
+        if id(value) in memo:
+            return memo[id(value)]
+        node = ObjectDef.__new__(type(value))
+        memo[id(value)] = node
+        node.cls = value.cls
+        node.args = tuple(_def_value(a, memo, f"{path}.args[{i}]") for i, a in enumerate(value.args))
+        node.kwargs = {k: _def_value(v, memo, f"{path}.{k}") for k, v in value.kwargs.items()}
+        return node
     if isinstance(value, list):
         return [_def_value(v, memo, f"{path}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, tuple):
         return tuple(_def_value(v, memo, f"{path}[{i}]") for i, v in enumerate(value))
-    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
-        return {k: _def_value(v, memo, f"{path}.{k}") for k, v in value.items()}
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            where = f"{path}.{k}" if isinstance(k, str) else f"{path}[{k!r}]"
+            out[_def_value(k, memo, f"{path}<key {k!r}>")] = _def_value(v, memo, where)
+        return out
     if _is_torch_module(value) or isinstance(value, _torch_child_types()):
         raise SerializationError(
             f"argument {path} is a {type(value).__qualname__} instance, whose constructor "

@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from ptdry.core import serialize
 from ptdry.core.classpath import class_path, import_path
+from ptdry.core.metamodule import Metamodule
 from ptdry.errors import ConfigError
 
 __all__ = ["ObjectDef", "Configuration", "build"]
@@ -31,10 +32,9 @@ class ObjectDef:
     """A class (or any importable callable) with the arguments to call it.
 
     Example:
-        >>> import collections
-        >>> d = ObjectDef(collections.OrderedDict, a=1)
+        >>> d = ObjectDef(dict, a=1, b=(2, 3))
         >>> d.build()
-        OrderedDict({'a': 1})
+        {'a': 1, 'b': (2, 3)}
     """
 
     __slots__ = ("cls", "args", "kwargs")
@@ -59,7 +59,7 @@ class ObjectDef:
     @property
     def category_hash(self) -> str:
         """sha256 of the canonical id-free definition: equal hyperparameters, equal hash."""
-        text = serialize.canonical_json(self.without_ids().to_dict())
+        text = _canonical_text(self.without_ids())
         return hashlib.sha256(text.encode("ascii")).hexdigest()
 
     # -- building -------------------------------------------------------------------------
@@ -105,8 +105,11 @@ class ObjectDef:
                 f"({FORMAT}); upgrade ptdry"
             )
         nodes: dict[int, ObjectDef] = {}
+        bodies = _shared_bodies(data)  # a reference may come first (e.g. JSON with sorted keys)
 
         def make(body: dict) -> ObjectDef:
+            if "node" in body and body["node"] in nodes:
+                return nodes[body["node"]]
             d = ObjectDef.__new__(ObjectDef)
             if "node" in body:
                 nodes[body["node"]] = d
@@ -119,9 +122,11 @@ class ObjectDef:
             if marker == "__def__":
                 return make(payload)
             if marker == "__ref__":
-                if payload not in nodes:
-                    raise ConfigError(f"definition refers to node {payload} before defining it")
-                return nodes[payload]
+                if payload in nodes:
+                    return nodes[payload]
+                if payload in bodies:
+                    return make(bodies[payload])
+                raise ConfigError(f"definition refers to shared node {payload!r}, which it does not define")
             return serialize.NOT_HANDLED
 
         return make(data)
@@ -161,10 +166,15 @@ class ObjectDef:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ObjectDef):
             return NotImplemented
+        if self is other:
+            return True
         try:
-            return serialize.canonical_json(self.to_dict()) == serialize.canonical_json(other.to_dict())
-        except ConfigError:
-            return self is other
+            return _canonical_text(self) == _canonical_text(other)
+        except ConfigError:  # something is not storable (a local class, a lambda): compare
+            try:  # the trees themselves, classes and such values by identity/equality
+                return _structure(self) == _structure(other)
+            except Exception:
+                return False
 
     __hash__ = None  # type: ignore[assignment]  # mutable value
 
@@ -181,7 +191,7 @@ class ObjectDef:
         return f"{type(self).__name__}({', '.join(parts)})"
 
 
-class Configuration(ObjectDef):
+class Configuration(ObjectDef, Metamodule):
     """A module's definition seen as a metamodule (``module.configuration``).
 
     Same data as :class:`ObjectDef`; adds ``to_document()`` / ``from_document()`` carrying
@@ -292,6 +302,74 @@ def _iter_defs(value: Any) -> Iterator[ObjectDef]:
             stack.extend(reversed(v))
         elif isinstance(v, dict):
             stack.extend(reversed(list(v.values())))
+
+
+def _canonical_text(d: ObjectDef) -> str:
+    """Canonical JSON of ``d`` with keyword arguments and dict entries in key order, so that
+    neither argument order nor which reference of a shared node comes first changes it."""
+    return serialize.canonical_json(_sorted_def(d, {}).to_dict())
+
+
+def _sorted_def(d: ObjectDef, memo: dict[int, ObjectDef]) -> ObjectDef:
+    if id(d) in memo:
+        return memo[id(d)]
+    new = ObjectDef.__new__(ObjectDef)
+    memo[id(d)] = new
+    new.cls = d.cls
+    new.args = tuple(_sorted_value(a, memo) for a in d.args)
+    new.kwargs = {k: _sorted_value(d.kwargs[k], memo) for k in sorted(d.kwargs)}
+    return new
+
+
+def _sorted_value(value: Any, memo: dict[int, ObjectDef]) -> Any:
+    if isinstance(value, ObjectDef):
+        return _sorted_def(value, memo)
+    if isinstance(value, list):
+        return [_sorted_value(v, memo) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_sorted_value(v, memo) for v in value)
+    if isinstance(value, dict):
+        return {k: _sorted_value(v, memo) for k, v in _sorted_items(value)}
+    return value
+
+
+def _structure(value: Any) -> Any:
+    """A comparable form of a definition tree that needs no importable names."""
+    if isinstance(value, ObjectDef):
+        args = [_structure(a) for a in value.args]
+        return ("def", value.cls, args, {k: _structure(v) for k, v in value.kwargs.items()})
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [_structure(v) for v in value])
+    if isinstance(value, dict):
+        return ("dict", [(_structure(k), _structure(v)) for k, v in _sorted_items(value)])
+    try:
+        return ("value", serialize.canonical_json(serialize.encode(value)))
+    except ConfigError:
+        return ("object", value)
+
+
+def _sorted_items(value: dict) -> list:
+    """Items in the order of their keys' canonical JSON (insertion order if keys can't be stored)."""
+    try:
+        return sorted(value.items(), key=lambda kv: serialize.canonical_json(serialize.encode(kv[0], "key")))
+    except ConfigError:
+        return list(value.items())
+
+
+def _shared_bodies(data: Any) -> dict[Any, dict]:
+    """``{node number: body}`` of every shared node written by :meth:`ObjectDef.to_dict`."""
+    found: dict[Any, dict] = {}
+    stack = [data]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, list):
+            stack.extend(v)
+        elif isinstance(v, dict):
+            body = v.get("__def__") if len(v) == 1 else v if v is data else None
+            if isinstance(body, dict) and "node" in body:
+                found.setdefault(body["node"], body)
+            stack.extend(v.values())
+    return found
 
 
 def _readable_hook(value: Any, path: str) -> Any:

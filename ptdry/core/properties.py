@@ -82,20 +82,27 @@ class Property:
 
     def validate(self, value: Any) -> Any:
         """Return the (normalized) value or raise :class:`ValidationError`."""
-        if value is None and self.allow_none:
-            return None
         try:
-            value = self.check(value)
-            for fn in self.validators:
-                if fn(value) is False:
-                    raise ValueError(f"rejected by validator {getattr(fn, '__name__', fn)!r}")
+            return self.accept(value)
         except ValidationError:
             raise
         except (TypeError, ValueError) as exc:
-            raise ValidationError(
-                f"{self.owner_name}.{self.name} must be {self.kind}: {exc}; received {value!r}"
-            ) from None
+            raise ValidationError(f"{self._label()} must be {self.kind}: {exc}; received {value!r}") from None
+
+    def accept(self, value: Any) -> Any:
+        """:meth:`check` plus the user's validators; raises TypeError/ValueError (no context)."""
+        if value is None and self.allow_none:
+            return None
+        value = self.check(value)
+        for fn in self.validators:
+            if fn(value) is False:
+                raise ValueError(f"rejected by validator {getattr(fn, '__name__', fn)!r}")
         return value
+
+    def _label(self) -> str:
+        if self.name == "?":  # validating the default, before the class assigned a name
+            return f"the default of {type(self).__name__}(...)"
+        return f"{self.owner_name}.{self.name}"
 
     def check(self, value: Any) -> Any:
         """Type check and normalize; subclasses override. Raise TypeError/ValueError."""
@@ -222,7 +229,14 @@ class Seq(Property):
         if self.length is not None and len(value) != self.length:
             raise ValueError(f"needs {self.length} items, got {len(value)}")
         if self.item is not None:
-            value = tuple(self.item.check(v) for v in value)
+            items = []
+            for i, v in enumerate(value):
+                try:
+                    items.append(self.item.accept(v))
+                except (TypeError, ValueError) as exc:
+                    kind = TypeError if isinstance(exc, TypeError) else ValueError
+                    raise kind(f"item {i}: {exc}") from None
+            value = tuple(items)
         return value
 
 

@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from ptdry.core.classpath import class_path, import_path, is_importable
 from ptdry.core.dataref import DataRef
-from ptdry.errors import ConfigError, SerializationError
+from ptdry.errors import ConfigError, PtdryError, SerializationError
 
 __all__ = [
     "MAX_INLINE_BYTES",
@@ -109,6 +109,8 @@ def encode(
         out = hook(value, path)
         if out is not NOT_HANDLED:
             return out
+    if isinstance(value, enum.Enum):  # before str/int: IntEnum and str-mixin enums keep their type
+        return {"__enum__": [class_path(type(value)), value.name]}
     if value is None or isinstance(value, (bool, str)):
         return value
     np = _np()
@@ -147,8 +149,6 @@ def encode(
     if isinstance(value, (bytes, bytearray)):
         _buffer_bytes(len(value), path, "a bytes value", limit)
         return {"__bytes__": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, enum.Enum):
-        return {"__enum__": [class_path(type(value)), value.name]}
     if isinstance(value, pathlib.PurePath):
         return {"__path__": str(value)}
     if isinstance(value, _dt.datetime):
@@ -165,15 +165,18 @@ def encode(
     if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
         if not is_importable(value):
             raise SerializationError(
-                f"argument {path} = {_short(value)} cannot be imported by name (a lambda, a local "
-                "function or class, or a bound method); define it at module level so that a "
+                f"argument {path} = {_callable_name(value)} cannot be imported by name (a lambda, a "
+                "local function or class, or a bound method); define it at module level so that a "
                 "definition can refer to it as 'module:Name'"
             )
         return {"__callable__": class_path(value)}
+    if hasattr(value, "read") or hasattr(value, "write"):
+        hint = "pass its file path (a str or pathlib.Path) and open it in the constructor"
+    else:
+        hint = "use JSON-like values, NumPy/torch values, classes, Modules or ObjectDef(...) for objects"
     raise SerializationError(
         f"argument {path} = {_short(value)} of type {type(value).__qualname__} cannot be stored "
-        "in a definition; use JSON-like values, NumPy/torch values, classes, Modules or "
-        "ObjectDef(...) for objects"
+        f"in a definition; {hint}"
     )
 
 
@@ -202,6 +205,14 @@ def _decode_tensor(spec: dict) -> Any:
     return torch.frombuffer(bytearray(raw), dtype=torch.uint8).view(dtype).reshape(spec["shape"])
 
 
+def _callable_name(value: Any) -> str:
+    """``<function f.<locals>.<lambda>>``: the end of a long name is the informative part."""
+    name = getattr(value, "__qualname__", None) or repr(value)
+    if len(name) > 70:
+        name = "..." + name[-67:]
+    return f"<{'class' if isinstance(value, type) else 'function'} {name}>"
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
@@ -223,7 +234,7 @@ def decode(data: Any, hook: DecodeHook | None = None) -> Any:
     try:
         return _decode_marker(marker, payload, hook)
     except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, PtdryError):  # e.g. a hook's UntrustedArchiveError keeps its type
             raise
         raise ConfigError(f"malformed {marker} value {_short(payload)}: {exc}") from exc
 

@@ -14,7 +14,13 @@ __all__ = ["Statistic"]
 
 def _number(name: str, value: Any) -> float:
     if hasattr(value, "item"):  # tensors and NumPy scalars
-        value = value.item()
+        try:
+            value = value.item()
+        except (ValueError, RuntimeError):  # more than one element
+            shape = tuple(getattr(value, "shape", ()))
+            raise ConfigError(
+                f"metric {name!r} must be a single number; received a value of shape {shape}"
+            ) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ConfigError(f"metric {name!r} must be a number; received {value!r}")
     return float(value)

@@ -1,0 +1,78 @@
+"""The names ``ptdry`` exports: sorted, importable, and pinned (a change here is deliberate)."""
+
+from __future__ import annotations
+
+import importlib
+
+import ptdry
+
+# Update this list together with ptdry/__init__.py when the public surface changes.
+EXPORTED = [
+    "ArchiveError",
+    "Bool",
+    "Callback",
+    "CallbackError",
+    "Callbacks",
+    "Choice",
+    "ConfigError",
+    "Configuration",
+    "DBError",
+    "Float",
+    "History",
+    "Int",
+    "IntegrityError",
+    "Module",
+    "MultipleFoundError",
+    "NotFoundError",
+    "NotReadyError",
+    "ObjectDef",
+    "Partition",
+    "Property",
+    "PtdryError",
+    "SelectorError",
+    "Seq",
+    "SerializationError",
+    "ServerUnavailableError",
+    "State",
+    "StateDictError",
+    "Statistic",
+    "Status",
+    "Str",
+    "TrainingError",
+    "UntrustedArchiveError",
+    "ValidationError",
+    "__version__",
+    "build",
+]
+
+
+def test_all_is_sorted():
+    assert sorted(ptdry.__all__) == ptdry.__all__
+
+
+def test_all_has_no_duplicates():
+    assert len(set(ptdry.__all__)) == len(ptdry.__all__)
+
+
+def test_every_exported_name_is_importable():
+    module = importlib.import_module("ptdry")
+    for name in ptdry.__all__:
+        assert getattr(module, name) is not None, name
+    namespace: dict = {}
+    exec("from ptdry import *", namespace)
+    assert set(ptdry.__all__) <= set(namespace)
+
+
+def test_exported_names_are_pinned():
+    assert ptdry.__all__ == EXPORTED
+
+
+def test_every_exported_error_is_a_ptdry_error():
+    for name in ptdry.__all__:
+        obj = getattr(ptdry, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, ptdry.PtdryError), name
+
+
+def test_version_is_a_string():
+    assert isinstance(ptdry.__version__, str) and ptdry.__version__.count(".") >= 1
