@@ -1,0 +1,191 @@
+"""DBInterface: one pymongo code path to the three backends behind a URI.
+
+- no URI → the embedded default (a SecantusDB daemon under ``$PTDRY_HOME``, started on need);
+- ``mongodb://…`` / ``mongodb+srv://…`` → a real MongoDB server;
+- ``mongomock://`` → in memory, for unit tests.
+
+Credentials in a URI are never printed or logged, and the definition of a DBInterface
+records the URI with its password masked (pass it again, or set ``$PTDRY_DB_URI``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from typing import Any
+
+from ptdry.core.module import Module
+from ptdry.errors import ConfigError, ServerUnavailableError
+
+__all__ = ["DBInterface", "mask_uri"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+_CRED = re.compile(r"^(?P<scheme>[a-z+]+://)(?P<user>[^:@/]*)(?::(?P<pw>[^@/]*))?@")
+
+# (collection, keys, options): created once per database, idempotently.
+INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
+    ("modules", [("project", 1), ("name", 1), ("version", 1)], {"unique": True, "name": "name_version"}),
+    ("modules", [("mro", 1)], {"name": "mro"}),
+    ("modules", [("category", 1)], {"name": "category"}),
+    ("modules", [("status.state", 1), ("status.heartbeat", 1)], {"name": "status"}),
+    ("modules", [("created_at", -1)], {"name": "created_at"}),
+    ("modules", [("parent", 1)], {"name": "parent"}),
+    ("modules", [("root", 1)], {"name": "root"}),
+    ("modules", [("tags", 1)], {"name": "tags"}),
+    ("modules", [("artifacts.ref", 1)], {"name": "artifact_ref"}),
+    ("history", [("run", 1), ("step", 1)], {"name": "run_step"}),
+]
+
+
+def mask_uri(uri: str | None) -> str:
+    """The URI with any password replaced by ``***`` (safe to print and to store)."""
+    if not uri:
+        return "<embedded default>"
+    return _CRED.sub(lambda m: f"{m['scheme']}{m['user']}{':***' if m['pw'] is not None else ''}@", uri)
+
+
+class DBInterface(Module):
+    """A connection to ptdry's database; callable for queries.
+
+    Args:
+        uri: ``None`` (embedded default, or ``$PTDRY_DB_URI`` when set), ``"mongodb://…"``,
+            or ``"mongomock://"``.
+        database: database name.
+        timeout: seconds to wait for the server before :class:`ServerUnavailableError`.
+
+    Example:
+        >>> db = DBInterface("mongomock://")
+        >>> _ = db.collection("modules").insert_one({"_id": "a", "name": "x"})
+        >>> db({"name": "x"})
+        [{'_id': 'a', 'name': 'x'}]
+    """
+
+    def __init__(self, uri: str | None = None, database: str = "ptdry", timeout: float = 5.0) -> None:
+        if uri is None:
+            uri = os.environ.get("PTDRY_DB_URI") or None
+        if uri is not None and not isinstance(uri, str):
+            raise ConfigError(f"DBInterface uri must be a string or None; received {uri!r}")
+        if not isinstance(database, str) or not database:
+            raise ConfigError(f"DBInterface database must be a non-empty string; received {database!r}")
+        self.uri = uri
+        self.database = database
+        self.timeout = float(timeout)
+        self._client: Any = None
+        self._record_argument("uri", mask_uri(uri) if uri and _CRED.match(uri) else uri)
+
+    # -- connection ------------------------------------------------------------------------
+    @property
+    def kind(self) -> str:
+        """``"embedded"``, ``"mongodb"`` or ``"mongomock"``."""
+        if self.uri is None:
+            return "embedded"
+        if self.uri.startswith("mongomock://"):
+            return "mongomock"
+        if self.uri.startswith(("mongodb://", "mongodb+srv://")):
+            return "mongodb"
+        raise ConfigError(
+            f"unsupported database URI {mask_uri(self.uri)!r}; use mongodb://…, mongodb+srv://…, "
+            "mongomock:// or no URI for the embedded default"
+        )
+
+    @property
+    def client(self) -> Any:
+        """The pymongo (or mongomock) client, connected on first use."""
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _connect(self) -> Any:
+        kind = self.kind
+        if kind == "mongomock":
+            import mongomock
+            import mongomock.gridfs
+
+            mongomock.gridfs.enable_gridfs_integration()
+            return _shared_mongomock(self.uri, mongomock)
+        import pymongo
+        from pymongo.errors import PyMongoError
+
+        uri = self.uri
+        if kind == "embedded":
+            from ptdry.db.server import embedded_uri
+
+            uri = embedded_uri(timeout=max(self.timeout, 30.0))
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=int(self.timeout * 1000), tz_aware=False)
+        try:
+            client.admin.command("ping")
+        except PyMongoError as exc:
+            client.close()
+            raise ServerUnavailableError(
+                f"cannot reach the database at {mask_uri(uri)} within {self.timeout:g} s "
+                f"({type(exc).__name__}). Check that the server runs and the address is right, "
+                "or use the embedded default: DBInterface() with no URI (or `ptdry db start`)."
+            ) from None
+        log.info("connected to %s", mask_uri(uri))
+        return client
+
+    @property
+    def db(self) -> Any:
+        """The pymongo Database, with ptdry's indexes in place."""
+        database = self.client[self.database]
+        _ensure_indexes(database)
+        return database
+
+    def collection(self, name: str) -> Any:
+        return self.db[name]
+
+    def close(self) -> None:
+        if self._client is not None and self.kind != "mongomock":
+            self._client.close()
+        self._client = None
+
+    # -- queries -----------------------------------------------------------------------------
+    def access(
+        self,
+        filter: Any = None,
+        *,
+        collection: str = "modules",
+        sort: list[tuple[str, int]] | None = None,
+        limit: int = 0,
+        projection: Any = None,
+    ) -> list[dict[str, Any]]:
+        """Documents matching ``filter`` (a Selector or a Mongo filter dict), run in the server."""
+        from ptdry.db.selector import as_filter
+
+        cursor = self.collection(collection).find(as_filter(filter), projection)
+        if sort:
+            cursor = cursor.sort(sort)
+        if limit:
+            cursor = cursor.limit(limit)
+        return list(cursor)
+
+    __call__ = access
+
+    def __repr__(self) -> str:
+        return f"DBInterface({mask_uri(self.uri)!r}, database={self.database!r})"
+
+    def __getstate__(self) -> dict:
+        raise TypeError("DBInterface holds a live connection; pass its definition instead")
+
+
+_MOCK_CLIENTS: dict[str, Any] = {}
+_INDEXED: set[tuple[int, str]] = set()
+
+
+def _shared_mongomock(uri: str, mongomock: Any) -> Any:
+    """One in-memory server per mongomock URI in a process, so several DBInterfaces share it."""
+    if uri not in _MOCK_CLIENTS:
+        _MOCK_CLIENTS[uri] = mongomock.MongoClient()
+    return _MOCK_CLIENTS[uri]
+
+
+def _ensure_indexes(database: Any) -> None:
+    key = (id(database.client), database.name)
+    if key in _INDEXED:
+        return
+    for coll, keys, options in INDEXES:
+        database[coll].create_index(keys, **options)
+    _INDEXED.add(key)
