@@ -1,0 +1,205 @@
+"""Model, Optimizer, Criterion: a network with what trains it, as ptdry Modules.
+
+``Model(net, optimizer, criterion)`` wraps any ``torch.nn.Module`` unchanged — an instance,
+or an ``ObjectDef`` recipe that the Model builds (so the definition can rebuild it). Calling
+the model is the forward pass; it works alone for inference. :class:`Optimizer` keeps an
+optimizer class with its arguments and is bound to the parameters by the Model, so the torch
+optimizer (and its state) is part of the Model's ``state_dict()``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Iterable, Iterator
+
+import torch
+
+from ptdry.core.module import Module
+from ptdry.core.objectdef import ObjectDef
+from ptdry.errors import ConfigError, NotReadyError
+
+__all__ = ["Criterion", "Model", "Optimizer"]
+
+
+class Optimizer(Module):
+    """An optimizer class and its arguments, bound to parameters later.
+
+    ``bind(params)`` builds ``optimizer_cls(params, **kwargs)`` as the child
+    ``torch_optimizer``, whose state is then part of ``state_dict()``.
+
+    Args:
+        optimizer_cls: a ``torch.optim.Optimizer`` subclass (or any class taking the
+            parameters first).
+        **kwargs: its arguments (``lr=1e-3``, ``weight_decay=...``).
+
+    Example:
+        >>> opt = Optimizer(torch.optim.SGD, lr=0.1)
+        >>> _ = opt.bind(torch.nn.Linear(2, 1).parameters())
+        >>> opt.lr
+        0.1
+    """
+
+    def __init__(self, optimizer_cls: type, **kwargs: Any) -> None:
+        if not isinstance(optimizer_cls, type):
+            raise ConfigError(
+                f"optimizer_cls must be an optimizer class such as torch.optim.Adam; received {optimizer_cls!r}"
+            )
+        self.optimizer_cls = optimizer_cls
+        self.kwargs = dict(kwargs)
+
+    @property
+    def bound(self) -> bool:
+        """True once :meth:`bind` built the torch optimizer."""
+        return "torch_optimizer" in self.__dict__
+
+    def bind(self, params: Iterable[Any]) -> torch.optim.Optimizer:
+        """Build the torch optimizer over ``params`` (replacing one built before); returns it."""
+        self.torch_optimizer = self.optimizer_cls(params, **self.kwargs)
+        return self.torch_optimizer
+
+    def _opt(self) -> torch.optim.Optimizer:
+        if not self.bound:
+            raise NotReadyError(
+                f"{self!r} is not bound to parameters yet; pass it to Model(net, optimizer=...) or call bind(params)"
+            )
+        return self.torch_optimizer
+
+    def step(self) -> None:
+        """One optimizer step."""
+        self._opt().step()
+
+    __call__ = step
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self._opt().zero_grad(set_to_none=set_to_none)
+
+    @property
+    def param_groups(self) -> list[dict[str, Any]]:
+        return self._opt().param_groups
+
+    @property
+    def lr(self) -> float:
+        """The learning rate of the first parameter group."""
+        return self._opt().param_groups[0]["lr"]
+
+    def problems(self) -> list[str]:
+        return super().problems() + ([] if self.bound else ["optimizer not bound to parameters"])
+
+
+class Criterion(Module):
+    """A loss: a class built with its arguments (``torch.nn.CrossEntropyLoss``), or a function
+    (``torch.nn.functional.cross_entropy``) called with them.
+
+    Example:
+        >>> loss = Criterion(torch.nn.MSELoss)
+        >>> float(loss(torch.ones(2), torch.zeros(2)))
+        1.0
+    """
+
+    def __init__(self, loss_cls: Any, **kwargs: Any) -> None:
+        if not callable(loss_cls):
+            raise ConfigError(f"loss_cls must be a loss class or function; received {loss_cls!r}")
+        self.loss_fn = loss_cls(**kwargs) if isinstance(loss_cls, type) else functools.partial(loss_cls, **kwargs)
+
+    def __call__(self, outputs: Any, targets: Any) -> torch.Tensor:
+        """The loss of ``outputs`` against ``targets``."""
+        return self.loss_fn(outputs, targets)
+
+
+class Model(Module):
+    """A network with its optimizer and criterion; calling it is the forward pass.
+
+    Args:
+        net: a ``torch.nn.Module`` instance (used unchanged) or an ``ObjectDef`` of one, which
+            the Model builds. Only an ObjectDef (or a ptdry Module) can be stored in the
+            definition: ``Model(net_instance).definition()`` raises SerializationError.
+        optimizer: an :class:`Optimizer`; the Model binds it to ``net.parameters()``.
+        criterion: a :class:`Criterion` (or any loss callable) used by :meth:`loss`.
+        init_seed: a net built from an ObjectDef is initialized with torch's RNG seeded by
+            this number (without touching the global RNG), so equal definitions start from
+            equal weights. None: use the global RNG.
+
+    Example:
+        >>> m = Model(ObjectDef(torch.nn.Linear, 4, 2), Optimizer(torch.optim.SGD, lr=0.1),
+        ...           Criterion(torch.nn.CrossEntropyLoss))
+        >>> m(torch.zeros(3, 4)).shape
+        torch.Size([3, 2])
+        >>> torch.equal(m.net.weight, Model(ObjectDef(torch.nn.Linear, 4, 2)).net.weight)
+        True
+    """
+
+    def __init__(
+        self,
+        net: Any,
+        optimizer: Optimizer | None = None,
+        criterion: Any = None,
+        *,
+        init_seed: int | None = 0,
+    ) -> None:
+        if isinstance(net, ObjectDef):
+            net = _build_net(net, init_seed)
+        if not isinstance(net, torch.nn.Module):
+            raise ConfigError(
+                f"net must be a torch.nn.Module or an ObjectDef of one; received {type(net).__qualname__}"
+            )
+        if optimizer is not None and not isinstance(optimizer, Optimizer):
+            raise ConfigError(
+                f"optimizer must be ptdry's Optimizer(torch.optim.Adam, lr=...); received {optimizer!r}"
+            )
+        if criterion is not None and not callable(criterion):
+            raise ConfigError(f"criterion must be a Criterion or a loss callable; received {criterion!r}")
+        self.net = net
+        self.optimizer = optimizer
+        self.criterion = criterion
+        if optimizer is not None:
+            optimizer.bind(net.parameters())
+
+    def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
+        """The forward pass of the net."""
+        return self.net(*inputs, **kwargs)
+
+    def loss(self, outputs: Any, targets: Any) -> torch.Tensor:
+        """The criterion applied to ``outputs`` and ``targets``.
+
+        Raises:
+            NotReadyError: the model has no criterion.
+        """
+        if self.criterion is None:
+            raise NotReadyError("this Model has no criterion; pass criterion=Criterion(torch.nn.CrossEntropyLoss)")
+        return self.criterion(outputs, targets)
+
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]:
+        return self.net.parameters(recurse)
+
+    def train(self, mode: bool = True) -> "Model":
+        """Put the net in training (or, with ``mode=False``, evaluation) mode; returns self."""
+        self.net.train(mode)
+        return self
+
+    def eval(self) -> "Model":
+        """Put the net in evaluation mode; returns self."""
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        return self.net.training
+
+    @torch.no_grad()
+    def predict(self, *inputs: Any) -> Any:
+        """The forward pass in evaluation mode without gradients (the mode is restored)."""
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            return self.net(*inputs)
+        finally:
+            self.net.train(was_training)
+
+
+def _build_net(definition: ObjectDef, init_seed: int | None) -> torch.nn.Module:
+    if init_seed is None:
+        return definition.build()
+    if isinstance(init_seed, bool) or not isinstance(init_seed, int):
+        raise ConfigError(f"init_seed must be an integer or None; received {init_seed!r}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(init_seed)
+        return definition.build()

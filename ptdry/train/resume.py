@@ -1,0 +1,179 @@
+"""The Trainer's resumable state and its checkpoint calls (a mixin of :class:`Trainer`).
+
+``Trainer.state_dict()`` holds, besides its children (``model.*``: net, optimizer;
+``looper.*``: epochs/batches/steps done):
+
+- ``seed``, ``stop_reason`` and the running sums of the current epoch (``epoch_count``,
+  ``epoch_sums``), so a mid-epoch resume computes the same epoch means;
+- ``metrics`` (latest value of every metric) and ``history`` (every Statistic recorded);
+- ``rng.*``: the Python, NumPy and torch global generator states;
+- ``callbacks.<name>.<key>``: each callback's state (schedulers, early stopping, ...).
+
+Loading it into a tree built from the same definition and calling ``fit`` continues the run
+with bitwise identical results (CPU). The RNG states are applied when ``fit`` starts, so
+nothing run between loading and fitting disturbs them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from ptdry.core.state import State
+from ptdry.core.statistic import Statistic
+from ptdry.errors import ConfigError
+from ptdry.train.callbacks.checkpoint import CheckpointStorage, checkpoint_name, select_checkpoint
+from ptdry.train.rng import get_rng_state
+
+__all__ = ["ResumableTrainer"]
+
+log = logging.getLogger(__name__)
+
+
+class ResumableTrainer:
+    """State and checkpoint methods of :class:`~ptdry.train.trainer.Trainer`."""
+
+    # -- state ---------------------------------------------------------------------------------
+    def extra_state(self) -> dict[str, Any]:
+        run = self._run
+        out: dict[str, Any] = {
+            "seed": self.seed,
+            "stop_reason": run.stop_reason,
+            "epoch_count": run.acc_count,
+            "epoch_sums": dict(run.acc_sums),
+            "metrics": dict(self.metrics),
+        }
+        if self.history_in_state:
+            out["history"] = [s.to_document() for s in self._hist.records]
+        rng = self.__dict__["_pending_rng"] or get_rng_state()
+        out.update({f"rng.{k}": v for k, v in rng.items()})
+        for name in self._cbs.names():
+            cb = self._cbs[name]
+            if hasattr(cb, "state_dict"):
+                for key, value in cb.state_dict().items():
+                    out[f"callbacks.{name}.{key}"] = value
+        return out
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        run = self._run
+        self.seed = state.get("seed")
+        run.stop_reason = state.get("stop_reason")
+        run.acc_count = int(state.get("epoch_count", 0))
+        run.acc_sums = {k: float(v) for k, v in (state.get("epoch_sums") or {}).items()}
+        run.in_epoch = False
+        self.metrics.clear()
+        self.metrics.update(state.get("metrics") or {})
+        if "history" in state:
+            self._hist.records[:] = [Statistic.from_document(doc) for doc in state["history"]]
+        rng = {k[4:]: v for k, v in state.items() if k.startswith("rng.")}
+        self.__dict__["_pending_rng"] = rng or None
+        names = sorted(self._cbs.names(), key=len, reverse=True)  # longest first: names may hold dots
+        groups: dict[str, dict[str, Any]] = {}
+        for key, value in state.items():
+            if key.startswith("callbacks."):
+                name = next((n for n in names if key.startswith(f"callbacks.{n}.")), None)
+                if name is not None:  # unknown names were reported by load_state_dict(strict=True)
+                    groups.setdefault(name, {})[key[len(name) + 11 :]] = value
+        for name, sub in groups.items():
+            self._cbs[name].load_state_dict(State(sub))
+
+    # -- checkpoints -----------------------------------------------------------------------------
+    @property
+    def checkpoint_storage(self) -> CheckpointStorage | None:
+        """Where checkpoints go when a Checkpoint callback has no storage of its own; a
+        Session sets it to the run's artifact store. Runtime wiring: not a child of the tree,
+        not in the definition or the state."""
+        return self.__dict__["_checkpoint_storage"]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "checkpoint_storage":  # before Module.__setattr__ would make it a child
+            self.set_checkpoint_storage(value)
+        else:
+            super().__setattr__(name, value)
+
+    def set_checkpoint_storage(self, storage: CheckpointStorage | None) -> None:
+        """Set :attr:`checkpoint_storage` (same as assigning it)."""
+        if storage is not None and not _is_storage(storage):
+            raise ConfigError(f"storage must have save/load/remove/list methods (a CheckpointStorage); received {storage!r}")
+        self.__dict__["_checkpoint_storage"] = storage
+
+    def resolve_checkpoint_storage(self, storage: CheckpointStorage | None = None) -> CheckpointStorage:
+        """``storage``, else :attr:`checkpoint_storage`.
+
+        Raises:
+            ConfigError: neither is set.
+        """
+        found = storage if storage is not None else self.__dict__["_checkpoint_storage"]
+        if found is None:
+            raise ConfigError(
+                "no checkpoint storage: pass storage=DirectoryStorage(path) (or MemoryStorage()), "
+                "or call trainer.set_checkpoint_storage(...) — a Session does this for you"
+            )
+        if not _is_storage(found):
+            raise ConfigError(f"storage must have save/load/remove/list methods (a CheckpointStorage); received {found!r}")
+        return found
+
+    def save_checkpoint(
+        self,
+        name: str | None = None,
+        *,
+        storage: CheckpointStorage | None = None,
+        reason: str = "manual",
+        meta: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Save :meth:`state_dict` now as checkpoint ``name``; fires on_checkpoint_save (whose
+        callbacks may add to ``meta``). Returns the meta stored with it.
+
+        Args:
+            name: default ``"ckpt-e<epochs done>-s<steps done>"``.
+            storage: default :attr:`checkpoint_storage`.
+            reason: ``"periodic"``, ``"exception"`` or ``"manual"`` (recorded in the meta).
+            meta: more fields to record.
+        """
+        target = self.resolve_checkpoint_storage(storage)
+        looper = self.looper
+        name = name or checkpoint_name("ckpt", looper.epochs_done, looper.steps_done)
+        info = {
+            **(meta or {}),
+            "name": name,
+            "step": looper.steps_done,
+            "epoch": looper.epochs_done,
+            "batch": looper.batches_done,
+            "reason": reason,
+            "t": time.time(),
+        }
+        state = self.state_dict()
+        if self._cbs.handlers("on_checkpoint_save"):
+            self._cbs.call("on_checkpoint_save", trainer=self, name=name, state=state, meta=info)
+        target.save(name, state, info)
+        log.info("saved checkpoint %s (%s) to %r", name, reason, target)
+        return info
+
+    def load_checkpoint(
+        self, storage: CheckpointStorage | None = None, which: str = "last", *, strict: bool = True
+    ) -> dict[str, Any]:
+        """Load a checkpoint into this trainer (then ``fit`` continues from it); fires
+        on_checkpoint_load. Returns the checkpoint's meta.
+
+        Args:
+            storage: default :attr:`checkpoint_storage`.
+            which: ``"last"``, ``"best"``, ``"exception"`` or a checkpoint name.
+            strict: report missing/unexpected state keys.
+
+        Raises:
+            ConfigError: no such checkpoint.
+            StateDictError: the state does not fit this tree.
+        """
+        source = self.resolve_checkpoint_storage(storage)
+        info = select_checkpoint(source.list(), which)
+        state = source.load(info["name"])
+        self.load_state_dict(state, strict=strict)
+        if self._cbs.handlers("on_checkpoint_load"):
+            self._cbs.call("on_checkpoint_load", trainer=self, name=info["name"], state=state, meta=info)
+        log.info("loaded checkpoint %s from %r", info["name"], source)
+        return info
+
+
+def _is_storage(obj: Any) -> bool:
+    return all(callable(getattr(obj, m, None)) for m in ("save", "load", "remove", "list"))

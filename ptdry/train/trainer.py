@@ -1,0 +1,400 @@
+"""Trainer: the training loop — steps, epochs, validation, callbacks, history, exact resume.
+
+``Trainer(model, looper, callbacks).fit(data, seed)`` trains. Each step runs the overridable
+:meth:`Trainer.train_step`; every event fires a trigger on the callbacks (see
+:mod:`ptdry.train.triggers`); values go to the trainer's History. ``state_dict()`` holds
+everything a run needs to continue exactly where it was: model, optimizer, callbacks, loop
+position, the three global RNG states, history and seed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, Callable, Mapping
+
+import torch
+
+from ptdry.core.module import Module
+from ptdry.core.statistic import Statistic
+from ptdry.errors import ConfigError, NotReadyError, TrainingError
+from ptdry.train.callbacks.nan_detector import NaNDetector
+from ptdry.train.callbacks.progress_bar import ProgressBar
+from ptdry.train.looper import Looper
+from ptdry.train.metrics import resolve_metrics
+from ptdry.train.model import Model
+from ptdry.train.resume import ResumableTrainer
+from ptdry.train.rng import seed_everything, set_rng_state
+from ptdry.train.triggers import unknown_triggers, unwrap
+
+__all__ = ["Trainer"]
+
+log = logging.getLogger(__name__)
+
+
+class _Run:
+    """Mutable per-run values kept off the Module (whose ``__setattr__`` is slower)."""
+
+    __slots__ = ("in_epoch", "acc_count", "acc_sums", "deferred", "stop_reason")
+
+    def __init__(self) -> None:
+        self.in_epoch = False
+        self.acc_count = 0
+        self.acc_sums: dict[str, float] = {}
+        self.deferred: list[Callable[[], Any]] = []
+        self.stop_reason: str | None = None
+
+
+class Trainer(ResumableTrainer, Module):
+    """Trains a :class:`Model` on a DataProvider's splits, calling callbacks on every event.
+
+    Args:
+        model: the Model (with optimizer and criterion).
+        looper: epochs, batch size, validation frequency; default ``Looper()``.
+        callbacks: callbacks in the order they are called (filters such as ``Every(cb,
+            steps=10)`` included).
+        metrics: computed on validation and test splits besides the loss: names
+            (``"accuracy"``) or functions ``fn(outputs, targets) -> batch mean``.
+        progress_bar: add a :class:`ProgressBar`; None: only when stderr is a terminal.
+        detect_nan: add ``NaNDetector(action="raise")`` unless a NaNDetector is given.
+        log_every_n_steps: record the per-step values (``step.loss``) every n steps.
+
+    Example:
+        >>> from ptdry import ObjectDef
+        >>> from ptdry.data.provider import DataProvider
+        >>> from ptdry.train.model import Criterion, Optimizer
+        >>> g = torch.Generator().manual_seed(0); X = torch.randn(64, 4, generator=g)
+        >>> data = DataProvider(train=(X, (X[:, 0] > 0).long()), val=(X, (X[:, 0] > 0).long()))
+        >>> model = Model(ObjectDef(torch.nn.Linear, 4, 2), Optimizer(torch.optim.SGD, lr=0.5),
+        ...               Criterion(torch.nn.CrossEntropyLoss))
+        >>> trainer = Trainer(model, Looper(epochs=5, batch_size=16), progress_bar=False)
+        >>> trainer.fit(data, seed=0)["val.accuracy"] > 0.9
+        True
+    """
+
+    #: Whether ``state_dict()`` holds the history (a Session that stores it elsewhere may
+    #: set this to False on the instance; the trees saving and loading must agree).
+    history_in_state: bool = True
+
+    def __init__(
+        self,
+        model: Model,
+        looper: Looper | None = None,
+        callbacks: Any = (),
+        metrics: Any = ("accuracy",),
+        *,
+        progress_bar: bool | None = None,
+        detect_nan: bool = True,
+        log_every_n_steps: int = 1,
+    ) -> None:
+        if not isinstance(model, Model):
+            raise ConfigError(f"model must be a ptdry Model(net, optimizer, criterion); received {model!r}")
+        if looper is not None and not isinstance(looper, Looper):
+            raise ConfigError(f"looper must be a Looper(epochs=..., batch_size=...); received {looper!r}")
+        if not isinstance(callbacks, (list, tuple)):
+            raise ConfigError(f"callbacks must be a list of callbacks; received {type(callbacks).__qualname__}")
+        if isinstance(log_every_n_steps, bool) or not isinstance(log_every_n_steps, int) or log_every_n_steps < 1:
+            raise ConfigError(f"log_every_n_steps must be a positive integer; received {log_every_n_steps!r}")
+        self.model = model
+        self.looper = looper if looper is not None else Looper()
+        self.metric_fns = resolve_metrics(metrics)
+        self.log_every_n_steps = log_every_n_steps
+        self.metrics: dict[str, float] = {}
+        self.seed: int | None = None
+        d = self.__dict__
+        d["_run"], d["_cbs"], d["_hist"] = _Run(), self.callbacks, self.history
+        d["_pending_rng"], d["_checkpoint_storage"] = None, None
+        if detect_nan and not any(isinstance(unwrap(cb), NaNDetector) for cb in callbacks):
+            self.add_callback(NaNDetector())
+        for cb in callbacks:
+            self.add_callback(cb)
+        if progress_bar is None:
+            progress_bar = bool(getattr(sys.stderr, "isatty", lambda: False)())
+        if progress_bar and not any(isinstance(unwrap(cb), ProgressBar) for cb in callbacks):
+            self.add_callback(ProgressBar())
+
+    # -- callbacks -----------------------------------------------------------------------------
+    def add_callback(self, callback: Any, name: str | None = None) -> Any:
+        """Register ``callback`` (after the others) and call its ``on_setup(trainer=self)``.
+
+        The name is ``name``, else the callback's class name (a filter's: the wrapped
+        callback's), with ``_2``, ``_3``... added when taken. Returns the callback.
+        """
+        base = name or getattr(callback, "callback_name", type(callback).__name__)
+        unique, n = base, 1
+        while unique in self._cbs.names():
+            n += 1
+            unique = f"{base}_{n}"
+        unknown = unknown_triggers(callback)
+        if unknown:
+            log.warning("callback %s defines %s, which no trainer calls (a typo?)", unique, unknown)
+        self._cbs.register(callback, name=unique)
+        setup = getattr(callback, "on_setup", None)
+        if callable(setup):
+            setup(trainer=self)
+        return callback
+
+    def remove_callback(self, callback: Any) -> None:
+        """Unregister a callback (the object or its name)."""
+        self._cbs.remove(callback)
+
+    def _fire(self, trigger: str, **values: Any) -> None:
+        if self._cbs.handlers(trigger):
+            self._cbs.call(trigger, trainer=self, **values)
+        run = self._run
+        while run.deferred:
+            run.deferred.pop(0)()
+
+    def defer(self, fn: Callable[[], Any]) -> None:
+        """Call ``fn()`` once every callback of the current trigger has run (a checkpoint
+        taken then holds every callback's updated state)."""
+        self._run.deferred.append(fn)
+
+    # -- stopping ------------------------------------------------------------------------------
+    def stop(self, reason: str = "stopped") -> None:
+        """Ask the loop to end after the current step (the epoch still ends normally)."""
+        self._run.stop_reason = reason
+        log.info("training stops: %s", reason)
+
+    @property
+    def should_stop(self) -> bool:
+        return self._run.stop_reason is not None
+
+    @property
+    def stop_reason(self) -> str | None:
+        return self._run.stop_reason
+
+    # -- position ------------------------------------------------------------------------------
+    @property
+    def step(self) -> int:
+        """Global optimizer steps done."""
+        return self.looper.steps_done
+
+    @property
+    def epoch(self) -> int:
+        """The epoch in progress, or the last one done between epochs (counted from 1)."""
+        return self.looper.epoch if self._run.in_epoch else self.looper.epochs_done
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(self, data: Any, seed: int | None = None, *, resume_state: Mapping[str, Any] | None = None) -> dict[str, float]:
+        """Train on ``data``'s train split (validating on val), from the start or from where
+        the loaded state left off.
+
+        Args:
+            data: a DataProvider (anything with ``provide``, ``has`` and ``problems``).
+            seed: seeds Python, NumPy and torch at the start of a fresh run and fixes the data
+                order; default 0. A resumed run keeps its saved seed.
+            resume_state: a state from :meth:`state_dict` (e.g. a checkpoint) to load first.
+
+        Returns:
+            The latest value of every metric (``{"val.loss": ..., "train.loss": ...}``).
+
+        Raises:
+            NotReadyError: the model lacks an optimizer/criterion or the data a train split.
+            ConfigError: ``seed`` differs from the seed of the run being resumed.
+        """
+        if resume_state is not None:
+            self.load_state_dict(resume_state)
+        self._check_ready(data)
+        looper, run, d = self.looper, self._run, self.__dict__
+        resumed = looper.started
+        if resumed:
+            if seed is not None and self.seed is not None and seed != self.seed:
+                raise ConfigError(f"this run was started with seed={self.seed}; it cannot resume with seed={seed}")
+            self.seed = self.seed if self.seed is not None else (0 if seed is None else seed)
+            if d["_pending_rng"] is not None:
+                set_rng_state(d["_pending_rng"])
+        else:
+            self.seed = 0 if seed is None else seed
+            seed_everything(self.seed)
+            run.stop_reason = None
+            self.metrics.clear()
+        d["_pending_rng"] = None
+        self.status.start()
+        try:
+            self._fire("on_train_start", step=looper.steps_done, epoch=looper.epoch, epochs=looper.epochs, resumed=resumed)
+            while not looper.finished and run.stop_reason is None:
+                self._run_epoch(data)
+            reason = run.stop_reason or ("max_steps" if looper.steps_exhausted else "completed")
+            self._fire("on_train_end", step=looper.steps_done, epoch=looper.epochs_done, metrics=dict(self.metrics), reason=reason)
+        except BaseException as exc:
+            self._handle_exception(exc)
+            raise
+        run.stop_reason = None
+        self.status.complete()
+        return dict(self.metrics)
+
+    __call__ = fit
+
+    def _check_ready(self, data: Any) -> None:
+        problems = self.problems()
+        if not hasattr(data, "provide"):
+            problems.append(f"data must be a DataProvider; received {type(data).__qualname__}")
+        else:
+            problems += [f"data: {p}" for p in data.problems()]
+            if not data.has("train"):
+                problems.append("data has no train split")
+        if problems:
+            raise NotReadyError("Trainer cannot fit:\n" + "\n".join(f"  - {p}" for p in problems))
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.model.optimizer is None:
+            out.append("model has no optimizer: pass Model(net, optimizer=Optimizer(torch.optim.Adam, lr=1e-3))")
+        if self.model.criterion is None:
+            out.append("model has no criterion: pass Model(net, criterion=Criterion(torch.nn.CrossEntropyLoss))")
+        return out
+
+    def _run_epoch(self, data: Any) -> None:
+        looper, run, cbs = self.looper, self._run, self._cbs
+        epoch = looper.epoch
+        batches = looper.batches(data, self.seed)
+        run.in_epoch = True
+        if not looper.mid_epoch:
+            run.acc_count, run.acc_sums = 0, {}
+            self._fire("on_epoch_start", step=looper.steps_done, epoch=epoch, num_batches=len(batches))
+        self.model.train()
+        sums, log_every = run.acc_sums, self.log_every_n_steps
+        batch_idx = looper.batches_done
+        for batch in batches:
+            step = looper.steps_done + 1
+            if cbs.handlers("on_step_start"):
+                self._fire("on_step_start", step=step, epoch=epoch, batch_idx=batch_idx, batch=batch)
+            out = self.train_step(batch)
+            if not isinstance(out, dict) and not isinstance(out, Mapping):  # dict first: the ABC check is slow
+                out = {"loss": out}
+            values = {k: v.item() if hasattr(v, "item") else float(v) for k, v in out.items()}
+            looper.advance_step()
+            run.acc_count += 1
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if step % log_every == 0:
+                self.log("step", values, step=step, epoch=epoch)
+            if cbs.handlers("on_step_end"):
+                self._fire("on_step_end", step=step, epoch=epoch, batch_idx=batch_idx, loss=values.get("loss"), outputs=values)
+            batch_idx += 1
+            if run.stop_reason is not None or looper.steps_exhausted:
+                break
+        self._end_epoch(data, epoch)
+
+    def _end_epoch(self, data: Any, epoch: int) -> None:
+        looper, run = self.looper, self._run
+        metrics: dict[str, float] = {}
+        if run.acc_count:
+            means = {k: s / run.acc_count for k, s in run.acc_sums.items()}
+            metrics.update(self.log("train", means, step=looper.steps_done, epoch=epoch))
+        if looper.validation_due(epoch) and data.has("val"):
+            metrics.update({f"val.{k}": v for k, v in self.validate(data, "val").items()})
+        looper.advance_epoch()
+        run.acc_count, run.acc_sums, run.in_epoch = 0, {}, False
+        self._fire("on_epoch_end", step=looper.steps_done, epoch=epoch, metrics=metrics)
+
+    # -- one step (override these) -------------------------------------------------------------
+    def train_step(self, batch: tuple) -> Mapping[str, Any]:
+        """One optimization step on ``batch``; returns the values to record (``{"loss": ...}``).
+
+        Override it for custom training; call :meth:`backward` and :meth:`optimizer_step`
+        so the backward/optimizer triggers still fire. Values may be tensors or floats; a
+        ``"loss"`` value is what NaNDetector and the progress bar look at.
+        """
+        if len(batch) < 2:
+            raise TrainingError(
+                f"the default train_step needs batches (inputs..., targets); received {len(batch)} tensor(s): "
+                "override Trainer.train_step for data without targets"
+            )
+        *inputs, targets = batch
+        outputs = self.model(*inputs)
+        loss = self.model.loss(outputs, targets)
+        self.backward(loss)
+        self.optimizer_step()
+        return {"loss": loss}
+
+    def backward(self, loss: torch.Tensor) -> None:
+        """Zero the gradients, fire on_before_backward, ``loss.backward()``, on_after_backward."""
+        self.model.optimizer.torch_optimizer.zero_grad(set_to_none=True)
+        cbs, step, epoch = self._cbs, self.looper.steps_done + 1, self.looper.epoch
+        if cbs.handlers("on_before_backward"):
+            self._fire("on_before_backward", step=step, epoch=epoch, loss=loss)
+        loss.backward()
+        if cbs.handlers("on_after_backward"):
+            self._fire("on_after_backward", step=step, epoch=epoch, loss=loss)
+
+    def optimizer_step(self) -> None:
+        """Fire on_before_optimizer_step, then step the optimizer."""
+        optimizer = self.model.optimizer.torch_optimizer
+        if self._cbs.handlers("on_before_optimizer_step"):
+            self._fire("on_before_optimizer_step", step=self.looper.steps_done + 1, epoch=self.looper.epoch, optimizer=optimizer)
+        optimizer.step()
+
+    @torch.no_grad()
+    def eval_step(self, batch: tuple) -> Mapping[str, Any]:
+        """Loss and metrics of one validation/test batch (batch means); override freely."""
+        *inputs, targets = batch
+        outputs = self.model(*inputs)
+        out: dict[str, Any] = {}
+        if self.model.criterion is not None:
+            out["loss"] = self.model.loss(outputs, targets)
+        for name, fn in self.metric_fns.items():
+            out[name] = fn(outputs, targets)
+        return out
+
+    # -- evaluation ----------------------------------------------------------------------------
+    def validate(self, data: Any, split: str = "val") -> dict[str, float]:
+        """Loss and metrics on ``split`` (eval mode, no gradients), recorded in the history as
+        ``"<split>.<metric>"``; fires on_validation_start/end. Returns ``{metric: value}``."""
+        step, epoch = self.looper.steps_done, self.epoch
+        self._fire("on_validation_start", step=step, epoch=epoch, split=split)
+        was_training = self.model.training
+        self.model.eval()
+        sums: dict[str, float] = {}
+        n = 0
+        try:
+            with torch.no_grad():
+                for batch in data.provide(split, self.looper.batch_size):
+                    size = len(batch[0])
+                    for k, v in self.eval_step(batch).items():
+                        sums[k] = sums.get(k, 0.0) + (v.item() if hasattr(v, "item") else float(v)) * size
+                    n += size
+        finally:
+            self.model.train(was_training)
+        values = {k: s / n for k, s in sums.items()}
+        stat = self.log(split, values, step=step, epoch=epoch)
+        self._fire("on_validation_end", step=step, epoch=epoch, split=split, metrics=dict(stat))
+        return values
+
+    def evaluate(self, data: Any, split: str = "test") -> dict[str, float]:
+        """:meth:`validate` on the test split (by default)."""
+        return self.validate(data, split)
+
+    # -- history -------------------------------------------------------------------------------
+    def log(self, name: str, values: Mapping[str, Any], *, step: int | None = None, epoch: int | None = None) -> Statistic:
+        """Record ``values`` as ``Statistic(name, values)`` in the history, update
+        :attr:`metrics` and fire on_log. Step and epoch default to the current ones."""
+        stat = Statistic(
+            name, values, step=self.looper.steps_done if step is None else step, epoch=self.epoch if epoch is None else epoch
+        )
+        self._hist.records.append(stat)
+        metrics = self.metrics
+        for k, v in stat.values.items():
+            metrics[f"{name}.{k}"] = v
+        if self._cbs.handlers("on_log"):
+            self._cbs.call("on_log", trainer=self, statistic=stat)
+        return stat
+
+    # -- failure -------------------------------------------------------------------------------
+    def _handle_exception(self, exc: BaseException) -> None:
+        run = self._run
+        run.deferred.clear()
+        for name, fn in self._cbs.handlers("on_exception"):
+            try:
+                fn(trainer=self, step=self.looper.steps_done, epoch=self.epoch, exception=exc)
+            except Exception as inner:  # the original error is what the caller must see
+                log.exception("callback %s failed in on_exception", name)
+                if hasattr(exc, "add_note"):
+                    exc.add_note(f"callback {name!r} also failed in on_exception: {inner!r}")
+        run.in_epoch = False
+        if self.status.state == "running":
+            if isinstance(exc, KeyboardInterrupt):
+                self.status.interrupt()
+            else:
+                self.status.fail(exc)

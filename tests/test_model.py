@@ -1,0 +1,140 @@
+"""Model, Optimizer, Criterion: wrapping torch modules, inference alone, definitions, state."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from _train_helpers import MLP
+
+from ptdry.core.objectdef import ObjectDef
+from ptdry.errors import ConfigError, NotReadyError, SerializationError
+from ptdry.train.model import Criterion, Model, Optimizer
+
+
+class Doubler(torch.nn.Module):
+    """A foreign torch module with two inputs and no parameters of its own but a buffer."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("scale", torch.tensor(2.0))
+
+    def forward(self, a, b):
+        return (a + b) * self.scale
+
+
+def test_a_model_alone_does_inference():
+    model = Model(ObjectDef(MLP, 64, 16, 10))
+    x = torch.randn(5, 64)
+    out = model(x)
+    assert out.shape == (5, 10)
+    model.eval()
+    assert torch.equal(model(x), model(x))  # no dropout in eval mode
+    assert not model.training and model.train().training
+
+
+def test_predict_runs_in_eval_mode_without_gradients_and_restores_the_mode():
+    model = Model(ObjectDef(MLP, 64, 16, 10))
+    x = torch.randn(5, 64)
+    out = model.predict(x)
+    assert not out.requires_grad and model.training
+    assert torch.equal(out, model.eval()(x).detach())
+
+
+def test_any_torch_module_is_wrapped_unchanged():
+    net = Doubler()
+    model = Model(net)
+    assert model.net is net
+    assert torch.equal(model(torch.ones(2), torch.ones(2)), torch.full((2,), 4.0))
+    assert list(model.state_dict()) == ["net.scale"]
+
+
+def test_a_wrapped_instance_cannot_be_stored_in_a_definition():
+    with pytest.raises(SerializationError, match=r"pass ObjectDef\(Doubler, \.\.\.\) instead"):
+        Model(Doubler()).definition()
+
+
+def test_a_net_from_an_objectdef_is_built_with_init_seed_and_rebuilt_identically():
+    a = Model(ObjectDef(MLP, 64, 16, 10))
+    torch.manual_seed(99)
+    b = Model(ObjectDef(MLP, 64, 16, 10))
+    c = Model(ObjectDef(MLP, 64, 16, 10), init_seed=1)
+    for key, value in a.net.state_dict().items():
+        assert torch.equal(value, b.net.state_dict()[key])
+    assert not torch.equal(a.net.layers[0].weight, c.net.layers[0].weight)
+
+    rebuilt = a.definition().build()
+    assert rebuilt.dry_id == a.dry_id and isinstance(rebuilt.net, MLP)
+    assert torch.equal(rebuilt.net.layers[0].weight, a.net.layers[0].weight)
+
+
+def test_init_seed_none_uses_the_global_rng():
+    torch.manual_seed(5)
+    a = Model(ObjectDef(MLP, 64, 16, 10), init_seed=None)
+    torch.manual_seed(5)
+    b = Model(ObjectDef(MLP, 64, 16, 10), init_seed=None)
+    assert torch.equal(a.net.layers[0].weight, b.net.layers[0].weight)
+
+
+def test_optimizer_is_bound_by_the_model_and_its_state_is_in_the_model_state():
+    model = Model(ObjectDef(MLP, 64, 16, 10), Optimizer(torch.optim.Adam, lr=0.01), Criterion(torch.nn.CrossEntropyLoss))
+    assert model.optimizer.bound and model.optimizer.lr == 0.01
+    loss = model.loss(model(torch.randn(8, 64)), torch.zeros(8, dtype=torch.long))
+    loss.backward()
+    model.optimizer.step()
+    state = model.state_dict()
+    assert "optimizer.torch_optimizer" in state
+    assert state["optimizer.torch_optimizer"]["state"][0]["step"] == 1
+
+    fresh = model.definition().build()
+    fresh.load_state_dict(state)
+    assert fresh.optimizer.torch_optimizer.state_dict()["state"][0]["step"] == 1
+    assert torch.equal(fresh.net.layers[0].weight, model.net.layers[0].weight)
+
+
+def test_an_unbound_optimizer_says_how_to_bind_it():
+    opt = Optimizer(torch.optim.SGD, lr=0.1)
+    assert opt.problems() == ["optimizer not bound to parameters"]
+    with pytest.raises(NotReadyError, match=r"not bound to parameters yet; pass it to Model\(net, optimizer=\.\.\.\)"):
+        opt.step()
+
+
+def test_criterion_takes_a_class_or_a_function():
+    out, target = torch.tensor([[2.0, 0.0]]), torch.tensor([0])
+    by_class = Criterion(torch.nn.CrossEntropyLoss, label_smoothing=0.1)(out, target)
+    by_function = Criterion(torch.nn.functional.cross_entropy, label_smoothing=0.1)(out, target)
+    assert torch.allclose(by_class, by_function)
+    assert Criterion(torch.nn.functional.cross_entropy).definition().build()(out, target) > 0
+
+
+def test_loss_without_a_criterion_says_what_to_pass():
+    with pytest.raises(NotReadyError, match=r"has no criterion; pass criterion=Criterion"):
+        Model(ObjectDef(MLP)).loss(torch.zeros(1, 10), torch.zeros(1, dtype=torch.long))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"net": "mlp"}, r"net must be a torch.nn.Module or an ObjectDef of one; received str"),
+        ({"net": torch.nn.Linear(2, 2), "optimizer": torch.optim.SGD}, r"optimizer must be ptdry's Optimizer"),
+        ({"net": torch.nn.Linear(2, 2), "criterion": 3}, r"criterion must be a Criterion or a loss callable; received 3"),
+        ({"net": ObjectDef(torch.nn.Linear, 2, 2), "init_seed": "0"}, r"init_seed must be an integer or None; received '0'"),
+    ],
+)
+def test_bad_model_arguments_are_named(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        Model(**kwargs)
+
+
+def test_bad_optimizer_and_criterion_arguments_are_named():
+    with pytest.raises(ConfigError, match=r"optimizer_cls must be an optimizer class such as torch.optim.Adam; received 'adam'"):
+        Optimizer("adam")
+    with pytest.raises(ConfigError, match=r"loss_cls must be a loss class or function; received 'mse'"):
+        Criterion("mse")
+
+
+def test_model_definition_records_the_recipe_and_hyperparameters():
+    model = Model(ObjectDef(MLP, 64, 16, 10), Optimizer(torch.optim.Adam, lr=0.003))
+    config = model.definition().config()
+    assert config["net"]["__class__"].endswith(":MLP")
+    assert config["optimizer"]["lr"] == 0.003
+    assert config["optimizer"]["optimizer_cls"] == "torch.optim.adam:Adam"
