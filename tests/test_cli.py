@@ -63,6 +63,12 @@ def test_a_stale_running_run_shows_as_dead(repo, uri, capsys):
     assert "dead" in capsys.readouterr().out.splitlines()[1]
 
 
+def test_runs_sort_by_a_summary_metric_descending(repo, uri, capsys):
+    assert main(["--db", uri, "runs", "--sort=-summary.val.accuracy.best"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [r.split()[2] for r in rows] == ["2", "3", "1"]  # lr 1e-2, 5e-4, 1e-4
+
+
 def test_bad_where_is_a_usage_error_with_one_line_on_stderr(repo, uri, capsys):
     code = main(["--db", uri, "runs", "--where", "lr <"])
     err = capsys.readouterr().err

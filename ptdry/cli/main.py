@@ -46,7 +46,9 @@ def _parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="table of past runs")
     runs.add_argument("--where", default=None, help='JSON Mongo filter or e.g. "trainer.optimizer.lr < 1e-3 and status = completed"')
-    runs.add_argument("--sort", default="-created", help="field to sort by, '-' for descending (default: -created)")
+    runs.add_argument(
+        "--sort", default="-created", help="field to sort by; a leading '-' sorts descending: --sort=-summary.val.accuracy.best"
+    )
     runs.add_argument("--limit", type=int, default=20, help="at most N runs (default 20; 0 = all)")
     runs.add_argument("--all", action="store_true", help="include nested modules, not only roots")
 
@@ -84,6 +86,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `ptdry runs | head`
+        sys.stderr.close()
+        return 0
 
 
 def _repo(args: argparse.Namespace) -> Any:
@@ -166,13 +171,18 @@ def _varying(records: list[Any], field: str, most: int) -> list[str]:
         for k, v in leaves.items():
             values.setdefault(k, set()).add(repr(v))
     varying = [k for k, v in values.items() if len(v) > 1]
-    return (varying or list(values))[:most] if len(records) > 1 else list(values)[:most]
+    if varying:
+        return varying[:most]
+    numeric = [k for k in values if any(c.replace(".", "", 1).replace("e-", "", 1).isdigit() for c in values[k])]
+    return (numeric or list(values))[:most]
 
 
 def _metric_columns(records: list[Any], most: int) -> list[str]:
+    from ptdry.db.repo import flat_summary
+
     names: dict[str, None] = {}
     for rec in records:
-        names.update(dict.fromkeys(rec.get("summary", {}) or {}))
+        names.update(dict.fromkeys(flat_summary(rec.get("summary") or {})))
     preferred = sorted(names, key=lambda n: (not n.startswith(("val", "test")), n))
     return preferred[:most]
 
@@ -221,7 +231,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(json.dumps(rec.get("config", {}), indent=2, default=str))
     if rec.get("summary"):
         print("summary:")
-        for metric, s in rec["summary"].items():
+        from ptdry.db.repo import flat_summary
+
+        for metric, s in flat_summary(rec["summary"]).items():
             print(f"  {metric}: last={_fmt(s.get('last'))} best={_fmt(s.get('best'))}")
     arts = rec.get("artifacts") or []
     if arts:

@@ -32,7 +32,10 @@ class DataRef:
     @classmethod
     def of(cls, value: Any) -> "DataRef":
         """Fingerprint arrays/tensors (and tuples, lists, dicts of them) by content; other
-        objects (e.g. a torch Dataset) by class name and length only."""
+        objects (e.g. a torch Dataset) by class name and length only. A DataRef is its own
+        fingerprint (a module rebuilt from a definition still holds the placeholder)."""
+        if isinstance(value, DataRef):
+            return value
         h = hashlib.sha256()
         summary = _feed(h, value)
         return cls(h.hexdigest(), summary)

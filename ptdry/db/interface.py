@@ -172,7 +172,11 @@ class DBInterface(Module):
 
 
 _MOCK_CLIENTS: dict[str, Any] = {}
-_INDEXED: set[tuple[int, str]] = set()
+_INDEXED: set[tuple[Any, str]] = set()
+
+
+def _is_mock(database: Any) -> bool:
+    return type(database).__module__.startswith("mongomock")
 
 
 def _shared_mongomock(uri: str, mongomock: Any) -> Any:
@@ -183,7 +187,9 @@ def _shared_mongomock(uri: str, mongomock: Any) -> Any:
 
 
 def _ensure_indexes(database: Any) -> None:
-    key = (id(database.client), database.name)
+    # Keyed by server address (not client object): a new client of the same server and
+    # database does not repeat the round trips.
+    key = (repr(getattr(database.client, "address", None)) if not _is_mock(database) else id(database.client), database.name)
     if key in _INDEXED:
         return
     for coll, keys, options in INDEXES:

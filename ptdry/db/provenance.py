@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import functools
-import importlib.metadata
-import platform
 import socket
 import subprocess
 from typing import Any
 
+from ptdry.core.versions import library_versions
+
 __all__ = ["library_versions", "provenance"]
-
-_LIBRARIES = ("ptdry", "torch", "numpy", "pymongo", "safetensors", "scikit-learn", "pandas", "tensorflow")
-
-
-@functools.lru_cache(maxsize=1)
-def library_versions() -> dict[str, str]:
-    """Installed versions (read from package metadata; nothing is imported)."""
-    out = {"python": platform.python_version()}
-    for name in _LIBRARIES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 def _git_commit() -> dict[str, Any] | None:

@@ -21,7 +21,7 @@ from ptdry.db.provenance import provenance
 from ptdry.db.selector import as_filter
 from ptdry.errors import ConfigError, MultipleFoundError, NotFoundError
 
-__all__ = ["Record", "Repo"]
+__all__ = ["Record", "Repo", "flat_summary", "nest_summary"]
 
 
 def _now() -> dt.datetime:
@@ -175,45 +175,78 @@ class Repo:
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigError(f"name must be a non-empty string; received {name!r}")
         tags = [tags] if isinstance(tags, str) else list(tags)
-        old = self.modules.find_one({"_id": obj.dry_id}, {"artifacts": 1}) or {}
-        old_artifacts = old.get("artifacts", [])
-        kept = [a for a in old_artifacts if a.get("name") != "state"]
-        record = self.artifacts.put(state_to_bytes(obj.state_dict()), name="state", format="ptdry-state")
         nodes = _ptdry_modules(obj)
-        docs = {}
+        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1}
+        existing = {d["_id"]: d for d in self.modules.find({"_id": {"$in": [m.dry_id for _, m, _ in nodes]}}, fields)}
+        old = existing.get(obj.dry_id, {})
+        old_artifacts = old.get("artifacts", [])
+        record = self.artifacts.put(state_to_bytes(obj.state_dict()), name="state", format="ptdry-state")
+        project = old.get("project") or self.project or "default"
+        if old and (name is None or name == old["name"]):
+            root_name, version, created = old["name"], old["version"], old["created_at"]
+        else:
+            root_name = name or type(obj).__name__
+            version, created = self.next_version(root_name, project), _now()
+        # One definition of the whole tree; each nested Module's node is its definition.
+        defs = {d.dry_id: d for d in _iter_defs(obj.definition()) if d.dry_id is not None}
+        docs = []
         for path, module, parent in nodes:
             is_root = module is obj
-            doc = self._document(module, name if is_root else None, tags if is_root else [])
+            prior = existing.get(module.dry_id)
+            if is_root:
+                identity = (root_name, version, created, project)
+            elif prior:  # a nested object keeps the name and version it was first stored with
+                identity = (prior["name"], prior["version"], prior["created_at"], prior.get("project") or project)
+            else:  # "digits-mlp/trainer.model" v3 is the model of run digits-mlp v3
+                identity = (f"{root_name}/{path}", version, created, project)
+            definition = defs.get(module.dry_id) or module.definition()
+            doc = self._document(module, definition, *identity, tags=tags if is_root else [])
             doc.update(
                 root=obj.dry_id,
                 parent=None if parent is None else parent.dry_id,
                 path=path,
                 children=[m.dry_id for _, m, p in nodes if p is module],
-                artifacts=[record, *kept] if is_root else [],
+                artifacts=[record, *(a for a in old_artifacts if a.get("name") != "state")] if is_root else [],
             )
-            docs[module.dry_id] = doc
-        for doc in docs.values():
-            self.modules.replace_one({"_id": doc["_id"]}, doc, upsert=True)
+            docs.append(doc)
+        self._write_documents([d for d in docs if d["_id"] not in existing], [d for d in docs if d["_id"] in existing])
         if history:
             self._write_history(obj)
         for stale in old_artifacts:
             if stale.get("name") == "state" and stale.get("ref") != record["ref"]:
                 self._release(stale)
         self._loaded[obj.dry_id] = obj
-        return Record(docs[obj.dry_id], self)
+        return Record(docs[0], self)
 
-    def _document(self, module: Module, name: str | None, tags: list[str]) -> dict[str, Any]:
-        definition = module.definition()
+    def _write_documents(self, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
+        """Insert ``new`` and replace ``changed`` documents, in one round trip each where the
+        backend allows (each write to the embedded server is an fsync)."""
+        if new:
+            self.modules.insert_many(new, ordered=True)
+        if not changed:
+            return
+        if self.db.kind == "mongomock":  # its bulk ReplaceOne breaks under pymongo >= 4.11
+            for doc in changed:
+                self.modules.replace_one({"_id": doc["_id"]}, doc)
+            return
+        from pymongo import ReplaceOne
+
+        self.modules.bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in changed], ordered=True)
+
+    def _document(
+        self,
+        module: Module,
+        definition: ObjectDef,
+        name: str,
+        version: int,
+        created: dt.datetime,
+        project: str,
+        *,
+        tags: list[str],
+    ) -> dict[str, Any]:
         query = definition.query_document()
-        existing = self.modules.find_one({"_id": module.dry_id}, {"name": 1, "version": 1, "created_at": 1, "project": 1})
-        project = (existing or {}).get("project") or self.project or "default"
-        if existing and (name is None or name == existing["name"]):
-            name, version, created = existing["name"], existing["version"], existing["created_at"]
-        else:
-            name = name or type(module).__name__
-            version, created = self.next_version(name, project), _now()
         history = module.__dict__.get("_dry_history")
-        doc: dict[str, Any] = {
+        return {
             "_id": module.dry_id,
             "schema": SCHEMA_VERSION,
             "cls": query["cls"],
@@ -229,12 +262,11 @@ class Repo:
             "status": module.status.to_document(),
             "statistics": module.statistics.to_document(),
             "callbacks": module.callbacks.to_document(),
-            "summary": history.summary() if history else {},
+            "summary": nest_summary(history.summary()) if history else {},
             **provenance(),
             "created_at": created,
             "updated_at": _now(),
         }
-        return doc
 
     def _write_history(self, obj: Module) -> None:
         history = obj.__dict__.get("_dry_history")
@@ -355,6 +387,31 @@ class Repo:
         for _, module, _ in _ptdry_modules(obj):
             self._loaded.setdefault(module.dry_id, module)
         return obj
+
+
+def nest_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"val.accuracy": {...}}`` → ``{"val": {"accuracy": {...}}}``, so that queries and sorts
+    can use dotted paths (``summary.val.accuracy.best``)."""
+    out: dict[str, Any] = {}
+    for metric, entry in summary.items():
+        *parents, leaf = metric.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = entry
+    return out
+
+
+def flat_summary(summary: Mapping[str, Any], prefix: str = "") -> dict[str, dict[str, Any]]:
+    """The inverse of :func:`nest_summary`: ``{"val.accuracy": {"last", "best", ...}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in summary.items():
+        name = f"{prefix}.{key}" if prefix else key
+        if isinstance(value, Mapping) and "last" in value:
+            out[name] = dict(value)
+        elif isinstance(value, Mapping):
+            out.update(flat_summary(value, name))
+    return out
 
 
 def _ptdry_modules(obj: Module) -> list[tuple[str, Module, Module | None]]:

@@ -14,11 +14,9 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
-import importlib.metadata
 import io
 import json
 import os
-import platform
 import sys
 import uuid
 import zipfile
@@ -28,6 +26,7 @@ from ptdry.core.classpath import class_path
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
 from ptdry.core.state import State
+from ptdry.core.versions import library_versions
 from ptdry.errors import ArchiveError, ConfigError
 from ptdry.io import codec
 
@@ -259,24 +258,13 @@ def _header(fmt: str) -> dict[str, Any]:
         "format": fmt,
         "format_version": FORMAT_VERSION,
         "ptdry_version": _ptdry_version(),
-        "library_versions": _library_versions(),
+        "library_versions": library_versions(),
     }
 
 
 def _ptdry_version() -> str:
     ptdry = sys.modules.get("ptdry")
     return getattr(ptdry, "__version__", None) or "unknown"
-
-
-def _library_versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for dist in ("ptdry", "torch", "numpy", "safetensors"):
-        try:
-            out[dist] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            if dist == "ptdry" and _ptdry_version() != "unknown":
-                out[dist] = _ptdry_version()
-    return out
 
 
 def _write_zip(f: BinaryIO, manifest: dict[str, Any], members: Iterable[tuple[str, bytes, bool]]) -> None:
