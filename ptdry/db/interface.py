@@ -155,7 +155,8 @@ class DBInterface(Module):
         """Documents matching ``filter`` (a Selector or a Mongo filter dict), run in the server."""
         from ptdry.db.selector import as_filter
 
-        cursor = self.collection(collection).find(as_filter(filter), projection)
+        filt = as_filter(filter)  # a bad filter fails before any server is contacted
+        cursor = self.collection(collection).find(filt, projection)
         if sort:
             cursor = cursor.sort(sort)
         if limit:

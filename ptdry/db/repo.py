@@ -286,7 +286,8 @@ class Repo:
         """Delete matching objects, their nested documents, history and artifacts; returns how
         many documents were removed."""
         removed = 0
-        for doc in list(self.modules.find(self._scope(selector), {"_id": 1, "root": 1, "artifacts": 1})):
+        filt = self._scope(selector)  # a bad filter fails before any server is contacted
+        for doc in list(self.modules.find(filt, {"_id": 1, "root": 1, "artifacts": 1})):
             ids = [doc["_id"]]
             if doc.get("root") == doc["_id"]:
                 ids += [d["_id"] for d in self.modules.find({"root": doc["_id"]}, {"_id": 1}) if d["_id"] != doc["_id"]]
@@ -308,7 +309,8 @@ class Repo:
         projection: Any = None,
     ) -> list[Record]:
         """Light records (documents, no state) of matching objects, selected in the server."""
-        cursor = self.modules.find(self._scope(selector), projection)
+        filt = self._scope(selector)
+        cursor = self.modules.find(filt, projection)
         if sort:
             cursor = cursor.sort(sort)
         if limit:
@@ -317,11 +319,13 @@ class Repo:
 
     def get(self, selector: Any = None) -> list[Module]:
         """Loaded objects matching ``selector`` (a Selector or a Mongo filter)."""
-        return [self._load(doc) for doc in self.modules.find(self._scope(selector))]
+        filt = self._scope(selector)
+        return [self._load(doc) for doc in self.modules.find(filt)]
 
     def get_one(self, selector: Any = None) -> Module:
         """The single matching object; :class:`NotFoundError` / :class:`MultipleFoundError` else."""
-        docs = list(self.modules.find(self._scope(selector)).limit(2))
+        filt = self._scope(selector)
+        docs = list(self.modules.find(filt).limit(2))
         if not docs:
             raise NotFoundError(f"no stored object matches {as_filter(selector)}")
         if len(docs) > 1:
