@@ -9,6 +9,29 @@ from ptdry.core.properties import Bool, Choice, Float, Int, Partition, Property,
 from ptdry.core.state import State
 from ptdry.core.statistic import Statistic
 from ptdry.core.status import Status
+from ptdry.data.provider import DataProvider
+from ptdry.db.interface import DBInterface
+from ptdry.db.repo import Record, Repo
+from ptdry.db.selector import Selector
+from ptdry.io.archive import load_object, save_object
+from ptdry.train.callbacks import (
+    Checkpoint,
+    CheckpointStorage,
+    DirectoryStorage,
+    EarlyStopping,
+    LRScheduler,
+    MemoryStorage,
+    MetricLogger,
+    NaNDetector,
+    ProgressBar,
+    TimeLimit,
+    Timer,
+)
+from ptdry.train.looper import Looper
+from ptdry.train.model import Criterion, Model, Optimizer
+from ptdry.train.session import RunResult, Session
+from ptdry.train.trainer import Trainer
+from ptdry.train.triggers import TRIGGERS, Every, Once
 from ptdry.errors import (
     ArchiveError,
     CallbackError,
@@ -36,34 +59,62 @@ __all__ = [
     "Callback",
     "CallbackError",
     "Callbacks",
+    "Checkpoint",
+    "CheckpointStorage",
     "Choice",
     "ConfigError",
     "Configuration",
+    "Criterion",
     "DBError",
+    "DBInterface",
+    "DataProvider",
+    "DirectoryStorage",
+    "EarlyStopping",
+    "Every",
     "Float",
     "History",
     "Int",
     "IntegrityError",
+    "LRScheduler",
+    "Looper",
+    "MemoryStorage",
+    "MetricLogger",
+    "Model",
     "Module",
     "MultipleFoundError",
+    "NaNDetector",
     "NotFoundError",
     "NotReadyError",
     "ObjectDef",
+    "Once",
+    "Optimizer",
     "Partition",
+    "ProgressBar",
     "Property",
     "PtdryError",
+    "Record",
+    "Repo",
+    "RunResult",
+    "Selector",
     "SelectorError",
     "Seq",
     "SerializationError",
     "ServerUnavailableError",
+    "Session",
     "State",
     "StateDictError",
     "Statistic",
     "Status",
     "Str",
+    "TRIGGERS",
+    "TimeLimit",
+    "Timer",
+    "Trainer",
     "TrainingError",
     "UntrustedArchiveError",
     "ValidationError",
     "__version__",
     "build",
+    "load_object",
+    "save_object",
 ]

@@ -209,6 +209,8 @@ class Repo:
                 artifacts=[record, *(a for a in old_artifacts if a.get("name") != "state")] if is_root else [],
             )
             docs.append(doc)
+        if old:  # nested Modules no longer in the tree (e.g. a replaced child) are dropped
+            self.modules.delete_many({"root": obj.dry_id, "_id": {"$nin": [d["_id"] for d in docs]}})
         self._write_documents([d for d in docs if d["_id"] not in existing], [d for d in docs if d["_id"] in existing])
         if history:
             self._write_history(obj)

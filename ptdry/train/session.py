@@ -1,0 +1,223 @@
+"""Session: one experiment run, recorded in the database from start to end, resumable.
+
+``Session(trainer=..., data=..., db=...).run()`` (or ``session()``) stores the whole tree as a
+run document with status ``running``, keeps a heartbeat on it, streams the history to the
+``history`` collection from a background writer (the loop never waits on the database),
+stores checkpoints as artifacts of the run, evaluates on the test split, and ends the
+document as ``completed``, ``failed`` (with the error) or ``interrupted``, with the summary
+of every metric. :meth:`Session.resume` continues a killed run from its last checkpoint
+bit for bit; :meth:`Session.load` gives any past run's tree with a checkpoint loaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+from typing import Any, Sequence
+
+from ptdry.core.module import Module
+from ptdry.db.history_writer import HistoryWriter, _db_down_errors
+from ptdry.db.interface import DBInterface
+from ptdry.db.repo import Repo
+from ptdry.errors import ConfigError, NotFoundError
+from ptdry.train.callbacks.metric_logger import MetricLogger
+from ptdry.train.run_storage import RunStorage
+from ptdry.train.trainer import Trainer
+
+__all__ = ["RunResult", "Session"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class RunResult:
+    """What :meth:`Session.run` returns: the run's id and status, the final metrics
+    (``"test.accuracy"``, ``"val.loss"``, …) and the summary stored with the run."""
+
+    run_id: str
+    status: str
+    metrics: dict[str, float]
+    summary: dict[str, dict[str, Any]]
+
+    def __getitem__(self, metric: str) -> float:
+        return self.metrics[metric]
+
+
+def _now() -> dt.datetime:
+    t = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+class _Heartbeat(threading.Thread):
+    """Sets ``status.heartbeat`` (and the loop position) on the run document every few seconds."""
+
+    def __init__(self, session: "Session", repo: Repo, interval: float) -> None:
+        super().__init__(name=f"ptdry-heartbeat-{session.dry_id[:8]}", daemon=True)
+        self.session, self.repo, self.interval = session, repo, interval
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(self.interval):
+            trainer = self.session.trainer
+            self.session.status.beat()
+            try:
+                self.repo.modules.update_one(
+                    {"_id": self.session.dry_id},
+                    {"$set": {"status.heartbeat": _now(), "status.step": trainer.step, "status.epoch": trainer.epoch}},
+                )
+            except _db_down_errors() as exc:
+                log.debug("heartbeat not written (%s)", type(exc).__name__)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join(timeout=10)
+
+
+class Session(Module):
+    """An experiment: a Trainer, its data and the database the run is recorded in.
+
+    Args:
+        trainer: the :class:`Trainer` (model, looper, callbacks).
+        data: the DataProvider (train / val / test splits).
+        db: a :class:`DBInterface` or a URI; None: the embedded default.
+        name: the run's name (versions count per name); default: the class name.
+        seed: seeds Python, NumPy and torch and fixes the data order.
+        project: recorded on the run; queries can be scoped to it.
+        tags: strings stored with the run.
+        heartbeat_interval: seconds between heartbeats on the run document.
+
+    Example:
+        >>> result = session.run()          # doctest: +SKIP
+        >>> result["test.accuracy"]          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer,
+        data: Any,
+        db: DBInterface | str | None = None,
+        name: str | None = None,
+        seed: int = 0,
+        project: str | None = None,
+        tags: Sequence[str] = (),
+        heartbeat_interval: float = 5.0,
+    ) -> None:
+        if not isinstance(trainer, Trainer):
+            raise ConfigError(f"trainer must be a ptdry Trainer; received {type(trainer).__qualname__}")
+        if not hasattr(data, "provide"):
+            raise ConfigError(f"data must be a DataProvider; received {type(data).__qualname__}")
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise ConfigError(f"seed must be an integer; received {seed!r}")
+        if name is not None and (not isinstance(name, str) or not name):
+            raise ConfigError(f"name must be a non-empty string or None; received {name!r}")
+        if not heartbeat_interval > 0:
+            raise ConfigError(f"heartbeat_interval must be > 0 seconds; received {heartbeat_interval!r}")
+        self.trainer = trainer
+        self.data = data
+        self.db = db if isinstance(db, DBInterface) else DBInterface(db)
+        self.name = name
+        self.seed = seed
+        self.project = project
+        self.tags = [tags] if isinstance(tags, str) else list(tags)
+        self.heartbeat_interval = float(heartbeat_interval)
+        # The run's history is the trainer's: the summary and `ptdry runs` read it.
+        self.__dict__["_dry_history"] = trainer.history
+
+    @property
+    def run_id(self) -> str:
+        """The run's id in the database (the session's ``dry_id``)."""
+        return self.dry_id
+
+    # -- running ---------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        """Train, evaluate on the test split, and record everything; returns the result.
+
+        The run document is written first (status ``running``); whatever happens, it ends
+        ``completed``, ``failed`` (the error is stored and re-raised) or ``interrupted``.
+        """
+        repo = Repo(self.db, project=self.project)
+        trainer = self.trainer
+        storage = RunStorage(repo, self.dry_id)
+        trainer.checkpoint_storage = storage
+        writer = HistoryWriter(lambda: repo.db.collection("history"), self.dry_id)
+        for stat in trainer.history:  # a resumed run: records the killed process never wrote
+            writer.write(stat)
+        logger = self._attach_logger(writer)
+        resumed = trainer.looper.started
+        self.status.start()
+        repo.add_object(self, name=self.name, tags=self.tags, history=False)
+        heartbeat = _Heartbeat(self, repo, self.heartbeat_interval)
+        heartbeat.start()
+        try:
+            trainer.callbacks.call("on_session_start", trainer=trainer, session=self, resumed=resumed)
+            metrics = trainer.fit(self.data, seed=self.seed)
+            if self.data.has("test"):
+                metrics.update({f"test.{k}": v for k, v in trainer.evaluate(self.data, "test").items()})
+            trainer.callbacks.call("on_session_end", trainer=trainer, session=self, metrics=metrics)
+        except KeyboardInterrupt:
+            self.status.interrupt()
+            raise
+        except BaseException as exc:
+            self.status.fail(exc)
+            raise
+        else:
+            self.status.complete()
+        finally:
+            heartbeat.stop()
+            synced = writer.close()
+            storage.flush()
+            trainer.remove_callback(logger)
+            self._finish(repo, synced)
+        return RunResult(self.dry_id, self.status.state, metrics, trainer.history.summary())
+
+    __call__ = run
+
+    def _attach_logger(self, writer: HistoryWriter) -> MetricLogger:
+        for name in list(self.trainer.callbacks.names()):
+            if name == "ptdry.session.MetricLogger":
+                self.trainer.remove_callback(name)
+        return self.trainer.add_callback(MetricLogger(sink=writer), name="ptdry.session.MetricLogger")
+
+    def _finish(self, repo: Repo, synced: bool) -> None:
+        """Write the final document (status, summary, final state); never raises for a
+        database outage — the run's history is then in the journal for ``ptdry sync``."""
+        try:
+            repo.add_object(self, name=self.name, tags=self.tags, history=False)
+            if not synced:
+                repo.modules.update_one({"_id": self.dry_id}, {"$set": {"history_pending": True}})
+        except _db_down_errors() as exc:
+            log.error(
+                "run %s finished as %s but the database is unreachable (%s); its history is in the "
+                "journal (`ptdry sync`) and its last checkpoint in the local store",
+                self.dry_id, self.status.state, type(exc).__name__,
+            )  # fmt: skip
+
+    # -- resuming and loading ----------------------------------------------------------------------
+    @classmethod
+    def load(cls, run_id: str, which: str | None = "last", db: DBInterface | str | None = None) -> "Session":
+        """The tree of past run ``run_id`` with checkpoint ``which`` (``"last"``, ``"best"``, a
+        name, or None for the state stored at the end of the run) loaded into its trainer."""
+        repo = Repo(db)
+        if repo.modules.find_one({"_id": run_id}, {"_id": 1}) is None:
+            raise NotFoundError(f"no run {run_id!r} in {repo.db!r}; see `ptdry runs`")
+        session = repo.get_obj_by_id(run_id)
+        if not isinstance(session, Session):
+            raise ConfigError(f"{run_id!r} is a {type(session).__qualname__}, not a Session run")
+        if db is not None:
+            session.db = repo.db
+        if which is not None:
+            storage = RunStorage(repo, run_id)
+            session.trainer.load_checkpoint(storage, which)
+        return session
+
+    @classmethod
+    def resume(cls, run_id: str, db: DBInterface | str | None = None, which: str = "last") -> RunResult:
+        """Continue run ``run_id`` (e.g. killed mid-training) from its checkpoint ``which``;
+        the run keeps its id, and its history continues without duplicates."""
+        session = cls.load(run_id, which=which, db=db)
+        return session.run()
+
+    def __repr__(self) -> str:
+        return f"Session({self.name or type(self).__name__!r}, run_id={self.dry_id!r}, status={self.status.state!r})"
