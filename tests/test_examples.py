@@ -1,0 +1,34 @@
+"""The README's main job, examples/digits.py, run as a user runs it (a subprocess)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+from ptdry.cli.main import main as cli
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_digits_example_reaches_095_and_says_where_the_run_is(embedded_server, session_home, capsys):
+    # The example uses the embedded default of $PTDRY_HOME: the session's running server.
+    env = {**os.environ, "PTDRY_HOME": str(session_home)}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "digits.py")], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    accuracy = float(re.search(r"^test accuracy: ([0-9.]+)$", done.stdout, re.M).group(1))
+    assert accuracy >= 0.95
+    run_id = re.search(r"^run ([0-9a-f-]{36}) stored in ", done.stdout, re.M).group(1)
+    assert "see it with: ptdry runs" in done.stdout
+
+    assert cli(["runs", "--where", f"id = '{run_id}'"]) == 0  # the command the example prints
+    out = capsys.readouterr().out
+    assert "digits-mlp" in out and "completed" in out
