@@ -22,7 +22,7 @@ from typing import Any, Iterable
 
 from ptdry.core.statistic import Statistic
 
-__all__ = ["HistoryWriter", "sync_journals"]
+__all__ = ["HistoryWriter", "read_history", "sync_journals"]
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,10 @@ class HistoryWriter:
         # Journaled, not yet known to be in the database: a journal left by a crashed
         # process of this run is picked up (duplicates are skipped on insert).
         self._pending: list[dict[str, Any]] = list(_read_journal(self.journal)) if self.journal.exists() else []
-        self._lock = threading.Lock()
+        self._journaled: list[dict[str, Any]] = []  # in the journal, not yet handed to the writer thread
+        self._lock = threading.Lock()  # _queue, _journaled (held briefly)
+        self._journal_lock = threading.Lock()  # the journal file
+        self._flush_lock = threading.Lock()  # _pending and the database writes
         self._wake = threading.Event()
         self._closing = False
         self.written = 0
@@ -127,28 +130,49 @@ class HistoryWriter:
             if self._closing:
                 return
 
-    def _flush_once(self) -> None:
-        with self._lock:
-            batch, self._queue = self._queue, []
-        if batch:
+    def journal_now(self) -> None:
+        """Append every queued record to the journal and fsync it, now (any thread).
+
+        A Session calls this when a checkpoint is saved, so the history up to a checkpoint
+        survives a kill even if the database never saw it.
+        """
+        with self._journal_lock:
+            with self._lock:
+                batch, self._queue = self._queue, []
+            if not batch:
+                return
             with open(self.journal, "a", encoding="utf-8") as f:
                 for doc in batch:
                     f.write(json.dumps(doc) + "\n")
                 f.flush()
                 os.fsync(f.fileno())
-            self._pending.extend(batch)
-        if not self._pending:
-            return
-        try:
-            self.written += insert_new(self._collection(), self._pending)
-            self._pending = []
-            if self.db_down:
-                log.warning("database reachable again; history of run %s caught up", self.run)
-            self.db_down = False
-        except _db_down_errors() as exc:
-            if not self.db_down:
-                log.warning("database unreachable (%s); keeping history of run %s in the journal", type(exc).__name__, self.run)
-            self.db_down = True
+            with self._lock:
+                self._journaled.extend(batch)
+
+    def _flush_once(self) -> None:
+        self.journal_now()
+        with self._flush_lock:
+            with self._lock:
+                self._pending.extend(self._journaled)
+                self._journaled = []
+            if not self._pending:
+                return
+            try:
+                self.written += insert_new(self._collection(), self._pending)
+                self._pending = []
+                if self.db_down:
+                    log.warning("database reachable again; history of run %s caught up", self.run)
+                self.db_down = False
+            except _db_down_errors() as exc:
+                if not self.db_down:
+                    log.warning(
+                        "database unreachable (%s); keeping history of run %s in the journal", type(exc).__name__, self.run
+                    )
+                self.db_down = True
+
+    def _unwritten(self) -> bool:
+        with self._lock:
+            return bool(self._pending or self._queue or self._journaled)
 
     def close(self, timeout: float = 10.0) -> bool:
         """Flush and stop. Returns True when every record reached the database (then the
@@ -157,11 +181,11 @@ class HistoryWriter:
         self._wake.set()
         self._thread.join(timeout)
         deadline = time.monotonic() + timeout
-        while (self._pending or self._queue) and time.monotonic() < deadline:
+        while self._unwritten() and time.monotonic() < deadline:
             self._flush_once()
             if self._pending:
                 time.sleep(0.2)
-        done = not self._pending and not self._queue
+        done = not self._unwritten()
         if done:
             self.journal.unlink(missing_ok=True)
         else:
@@ -169,8 +193,15 @@ class HistoryWriter:
         return done
 
 
-def sync_journals(collection: Any, journal_dir: str | os.PathLike | None = None) -> dict[str, int]:
+def sync_journals(
+    collection: Any, journal_dir: str | os.PathLike | None = None, runs: Iterable[str] | None = None
+) -> dict[str, int]:
     """Write every journaled record that is not in the database yet; remove finished journals.
+
+    Args:
+        collection: the ``history`` collection.
+        journal_dir: default ``$PTDRY_HOME/journal``.
+        runs: only these runs' journals (default: all).
 
     Returns ``{run: records newly written}``.
     """
@@ -178,12 +209,25 @@ def sync_journals(collection: Any, journal_dir: str | os.PathLike | None = None)
         from ptdry.core.home import ptdry_home
 
         journal_dir = ptdry_home() / "journal"
+    paths = sorted(pathlib.Path(journal_dir).glob("*.jsonl"))
+    if runs is not None:
+        wanted = set(runs)
+        paths = [p for p in paths if p.stem in wanted]
     out = {}
-    for path in sorted(pathlib.Path(journal_dir).glob("*.jsonl")):
+    for path in paths:
         docs = list(_read_journal(path))
-        out[path.stem] = insert_new(collection, docs)
+        out[path.stem] = sum(insert_new(collection, docs[i : i + 5000]) for i in range(0, len(docs), 5000))
         path.unlink()
     return out
+
+
+def read_history(collection: Any, run: str, count: int | None = None) -> list[Statistic]:
+    """The first ``count`` (default: all) history records of ``run``, in order, as Statistics."""
+    filt: dict[str, Any] = {"run": run}
+    if count is not None:
+        filt["seq"] = {"$lt": count}
+    docs = collection.find(filt, {"_id": 0}).sort("seq", 1)
+    return [Statistic(d.get("phase") or "", d.get("metrics") or {}, step=d.get("step"), epoch=d.get("epoch"), t=d.get("t")) for d in docs]
 
 
 def _read_journal(path: pathlib.Path) -> Iterable[dict[str, Any]]:

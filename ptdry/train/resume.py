@@ -46,6 +46,8 @@ class ResumableTrainer:
         }
         if self.history_in_state:
             out["history"] = [s.to_document() for s in self._hist.records]
+        else:  # the history lives elsewhere (a Session's database); remember how far it went
+            out["history_len"] = len(self._hist.records)
         rng = self.__dict__["_pending_rng"] or get_rng_state()
         out.update({f"rng.{k}": v for k, v in rng.items()})
         for name in self._cbs.names():
@@ -66,6 +68,9 @@ class ResumableTrainer:
         self.metrics.update(state.get("metrics") or {})
         if "history" in state:
             self._hist.records[:] = [Statistic.from_document(doc) for doc in state["history"]]
+        # How many history records the state's position had (None: the history is in the
+        # state); whoever keeps the history elsewhere restores it (see Session.load).
+        self.__dict__["_history_len"] = state.get("history_len")
         rng = {k[4:]: v for k, v in state.items() if k.startswith("rng.")}
         self.__dict__["_pending_rng"] = rng or None
         names = sorted(self._cbs.names(), key=len, reverse=True)  # longest first: names may hold dots

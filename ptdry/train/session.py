@@ -18,7 +18,7 @@ import threading
 from typing import Any, Sequence
 
 from ptdry.core.module import Module
-from ptdry.db.history_writer import HistoryWriter, _db_down_errors
+from ptdry.db.history_writer import HistoryWriter, _db_down_errors, read_history, sync_journals
 from ptdry.db.interface import DBInterface
 from ptdry.db.repo import Repo
 from ptdry.errors import ConfigError, NotFoundError
@@ -75,6 +75,17 @@ class _Heartbeat(threading.Thread):
         self.join(timeout=10)
 
 
+class _JournalAtCheckpoint:
+    """Runtime wiring (not in the definition or the state): fsync queued history records to
+    the journal whenever a checkpoint is saved."""
+
+    def __init__(self, writer: HistoryWriter) -> None:
+        self.writer = writer
+
+    def on_checkpoint_save(self, **_: Any) -> None:
+        self.writer.journal_now()
+
+
 class Session(Module):
     """An experiment: a Trainer, its data and the database the run is recorded in.
 
@@ -122,8 +133,11 @@ class Session(Module):
         self.project = project
         self.tags = [tags] if isinstance(tags, str) else list(tags)
         self.heartbeat_interval = float(heartbeat_interval)
-        # The run's history is the trainer's: the summary and `ptdry runs` read it.
+        # The run's history is the trainer's: the summary and `ptdry runs` read it. It lives
+        # in the `history` collection, not in every checkpoint (runs may log millions of
+        # points): states record only its length, and load() reads it back.
         self.__dict__["_dry_history"] = trainer.history
+        trainer.history_in_state = False
 
     @property
     def run_id(self) -> str:
@@ -141,9 +155,7 @@ class Session(Module):
         trainer = self.trainer
         storage = RunStorage(repo, self.dry_id)
         trainer.checkpoint_storage = storage
-        writer = HistoryWriter(lambda: repo.db.collection("history"), self.dry_id)
-        for stat in trainer.history:  # a resumed run: records the killed process never wrote
-            writer.write(stat)
+        writer = HistoryWriter(lambda: repo.db.collection("history"), self.dry_id, start_seq=len(trainer.history))
         logger = self._attach_logger(writer)
         resumed = trainer.looper.started
         self.status.start()
@@ -169,15 +181,19 @@ class Session(Module):
             synced = writer.close()
             storage.flush()
             trainer.remove_callback(logger)
+            trainer.remove_callback("ptdry.session.journal")
             self._finish(repo, synced)
         return RunResult(self.dry_id, self.status.state, metrics, trainer.history.summary())
 
     __call__ = run
 
     def _attach_logger(self, writer: HistoryWriter) -> MetricLogger:
+        """History → database (MetricLogger), and the journal made durable at each checkpoint,
+        so a run killed after a checkpoint has that checkpoint's history on disk."""
         for name in list(self.trainer.callbacks.names()):
-            if name == "ptdry.session.MetricLogger":
+            if name.startswith("ptdry.session."):
                 self.trainer.remove_callback(name)
+        self.trainer.add_callback(_JournalAtCheckpoint(writer), name="ptdry.session.journal")
         return self.trainer.add_callback(MetricLogger(sink=writer), name="ptdry.session.MetricLogger")
 
     def _finish(self, repo: Repo, synced: bool) -> None:
@@ -210,7 +226,23 @@ class Session(Module):
         if which is not None:
             storage = RunStorage(repo, run_id)
             session.trainer.load_checkpoint(storage, which)
+        session._restore_history(repo)
         return session
+
+    def _restore_history(self, repo: Repo) -> None:
+        """Read back the history records the loaded state had (journaled ones first)."""
+        count = self.trainer.__dict__.get("_history_len")
+        if count is None:
+            return
+        coll = repo.db.collection("history")
+        sync_journals(coll, runs=[self.dry_id])
+        records = read_history(coll, self.dry_id, count)
+        if len(records) != count:
+            log.warning(
+                "run %s: %d of its first %d history records are in the database; the history "
+                "continues from there", self.dry_id, len(records), count,
+            )  # fmt: skip
+        self.trainer.history.records[:] = records
 
     @classmethod
     def resume(cls, run_id: str, db: DBInterface | str | None = None, which: str = "last") -> RunResult:
