@@ -100,7 +100,9 @@ def main() -> int:
     else:
         uri = args.uri
     try:
-        db = DBInterface(uri, database=f"bench_{uuid.uuid4().hex[:8]}")
+        name = f"bench_{uuid.uuid4().hex[:8]}"
+        # No URI: the embedded default of this $PTDRY_HOME (file artifacts), as users get it.
+        db = DBInterface(args.uri, database=name) if args.uri else DBInterface(database=name)
         coll = db.collection("modules")  # ptdry's indexes are created here
         docs = _docs(args.docs)
         t0 = time.perf_counter()
@@ -117,7 +119,7 @@ def main() -> int:
         rows = []
         for label, sel in queries.items():
             filt = {"$and": [sel.to_mongo(), {"status.state": "completed"}]}
-            server_side = lambda: len(list(coll.find(filt, {"_id": 1})))  # noqa: E731
+            server_side = lambda: len(db(filt, projection={"_id": 1}))  # noqa: E731  (ptdry's query path)
             client_side = lambda: sum(  # noqa: E731
                 1 for d in coll.find({}) if sel(d) and d["status"]["state"] == "completed"
             )

@@ -153,9 +153,10 @@ class DBInterface(Module):
         projection: Any = None,
     ) -> list[dict[str, Any]]:
         """Documents matching ``filter`` (a Selector or a Mongo filter dict), run in the server."""
+        from ptdry.db.query_plan import plan_filter
         from ptdry.db.selector import as_filter
 
-        filt = as_filter(filter)  # a bad filter fails before any server is contacted
+        filt = plan_filter(as_filter(filter))  # a bad filter fails before any server is contacted
         cursor = self.collection(collection).find(filt, projection)
         if sort:
             cursor = cursor.sort(sort)

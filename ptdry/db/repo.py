@@ -18,6 +18,7 @@ from ptdry.db.artifacts import ArtifactStore, FileStore, GridFSStore
 from ptdry.db.history_writer import history_document, insert_new
 from ptdry.db.interface import SCHEMA_VERSION, DBInterface
 from ptdry.db.provenance import provenance
+from ptdry.db.query_plan import plan_filter
 from ptdry.db.selector import as_filter
 from ptdry.errors import ConfigError, MultipleFoundError, NotFoundError
 
@@ -137,9 +138,9 @@ class Repo:
 
     def _scope(self, selector: Any) -> dict[str, Any]:
         filt = as_filter(selector)
-        if self.project is None:
-            return filt
-        return {"$and": [{"project": self.project}, filt]} if filt else {"project": self.project}
+        if self.project is not None:
+            filt = {"$and": [{"project": self.project}, filt]} if filt else {"project": self.project}
+        return plan_filter(filt)
 
     def next_version(self, name: str, project: str | None = None) -> int:
         """Atomically take the next version number for ``name`` (1, 2, 3, … without gaps)."""
