@@ -96,9 +96,7 @@ def main() -> int:
     server = None
     if args.uri is None:
         server = EmbeddedServer(home)
-        uri = server.start()
-    else:
-        uri = args.uri
+        server.start()
     try:
         name = f"bench_{uuid.uuid4().hex[:8]}"
         # No URI: the embedded default of this $PTDRY_HOME (file artifacts), as users get it.

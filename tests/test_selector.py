@@ -130,7 +130,7 @@ def test_dry_id_selects_one_object():
 def test_args_match_position_by_position():
     run = make_run(0.3)
     sel = Selector(Run, args=[ObjectDef(Trainer, ObjectDef(Optim, lr=0.3))])
-    assert sel.to_mongo()[f"args.0.__class__"] == f"{MOD}:Trainer"
+    assert sel.to_mongo()["args.0.__class__"] == f"{MOD}:Trainer"
     assert sel.to_mongo()["args.0.optimizer.lr"] == 0.3
     assert sel(run)
     assert Selector(args=[{"epochs": 10}])(run)

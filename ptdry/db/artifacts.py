@@ -16,9 +16,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
-import tempfile
 from typing import Any
 
+from ptdry.core.atomic import atomic_write
 from ptdry.errors import IntegrityError, NotFoundError
 
 __all__ = ["ArtifactStore", "FileStore", "GridFSStore"]
@@ -74,16 +74,7 @@ class FileStore(ArtifactStore):
         if path.exists() and path.stat().st_size == len(data):
             return sha
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            pathlib.Path(tmp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, data)
         return sha
 
     def _get(self, ref: str) -> bytes:

@@ -31,6 +31,7 @@ import sys
 import time
 from typing import Any, Iterator
 
+from ptdry.core.atomic import atomic_write
 from ptdry.core.home import ptdry_home
 from ptdry.errors import ServerUnavailableError
 
@@ -201,9 +202,7 @@ class EmbeddedServer:
 
     # -- helpers ---------------------------------------------------------------------------
     def _write_state(self, state: dict[str, Any]) -> None:
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=1))
-        os.replace(tmp, self.state_file)
+        atomic_write(self.state_file, json.dumps(state, indent=1).encode())
 
     @contextlib.contextmanager
     def _lock(self, timeout: float) -> Iterator[None]:

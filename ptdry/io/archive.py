@@ -11,17 +11,15 @@ the file. See ``docs/archives.md``.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import errno
 import io
 import json
 import os
 import sys
-import uuid
 import zipfile
 from typing import Any, BinaryIO, Callable, Iterable, Mapping, Union
 
+from ptdry.core.atomic import atomic_write
 from ptdry.core.classpath import class_path
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
@@ -109,7 +107,7 @@ def save_object(obj: Module, file: PathOrFile) -> None:
     encoded = codec.encode_state(obj.state_dict())
     manifest.update(encoded.manifest_fields())
     if isinstance(file, (str, os.PathLike)):
-        _atomic_write(os.fspath(file), lambda f: _write_zip(f, manifest, encoded.members()))
+        atomic_write(os.fspath(file), lambda f: _write_zip(f, manifest, encoded.members()))
         return
     buffer = io.BytesIO()
     _write_zip(buffer, manifest, encoded.members())
@@ -283,32 +281,3 @@ def _add(zf: zipfile.ZipFile, name: str, data: bytes, compress: bool) -> None:
     zf.writestr(info, data)
 
 
-def _atomic_write(path: str, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` via a temp file in its directory (flush, fsync, rename); on any
-    exception the temp file is removed and the previous file is left as it was."""
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "cannot save an archive over a directory", path)
-    directory = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex[:12]}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_directory(directory)
-
-
-def _fsync_directory(directory: str) -> None:
-    """Make the rename durable where the OS allows it (POSIX); best effort elsewhere."""
-    with contextlib.suppress(OSError, AttributeError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)

@@ -19,9 +19,9 @@ import logging
 import math
 import os
 import re
-import tempfile
 from typing import Any, Mapping
 
+from ptdry.core.atomic import atomic_write
 from ptdry.core.module import Module
 from ptdry.core.state import State
 from ptdry.errors import ConfigError
@@ -187,9 +187,9 @@ class DirectoryStorage(CheckpointStorage):
         from ptdry.io.archive import state_to_bytes
 
         os.makedirs(self.path, exist_ok=True)
-        _write_atomic(self._file(name, "state"), state_to_bytes(state))
+        atomic_write(self._file(name, "state"), state_to_bytes(state))
         text = json.dumps({**meta, "name": name}, sort_keys=True, default=str)
-        _write_atomic(self._file(name, "json"), text.encode())
+        atomic_write(self._file(name, "json"), text.encode())
 
     def load(self, name: str) -> State:
         from ptdry.io.archive import state_from_bytes
@@ -222,20 +222,6 @@ class DirectoryStorage(CheckpointStorage):
 
     def __repr__(self) -> str:
         return f"DirectoryStorage({self.path!r})"
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 class Checkpoint(MonitorCallback):
