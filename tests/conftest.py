@@ -17,7 +17,9 @@ from ptdry.db.server import EmbeddedServer
 
 @pytest.fixture(scope="session")
 def session_home(tmp_path_factory: pytest.TempPathFactory):
-    return tmp_path_factory.mktemp("ptdry-home")
+    home = tmp_path_factory.mktemp("ptdry-home")
+    yield home
+    EmbeddedServer(home).stop()  # whatever started it (a fixture, DBInterface()), no daemon outlives the tests
 
 
 @pytest.fixture(autouse=True)
