@@ -29,7 +29,7 @@ from ptdry.train.callbacks import (
 )
 from ptdry.train.looper import Looper
 from ptdry.train.model import Criterion, Model, Optimizer
-from ptdry.train.session import RunResult, Session
+from ptdry.train.session import RunResult, Session, Terminated
 from ptdry.train.trainer import Trainer
 from ptdry.train.triggers import TRIGGERS, Every, Once
 from ptdry.errors import (
@@ -107,6 +107,7 @@ __all__ = [
     "Status",
     "Str",
     "TRIGGERS",
+    "Terminated",
     "TimeLimit",
     "Timer",
     "Trainer",

@@ -1,7 +1,7 @@
 """A small digits session for the end-to-end tests; run as a script it can kill itself.
 
-    python tests/_session_job.py URI DATABASE KILL_AT_STEP
-prints the run id, then trains; at step KILL_AT_STEP (0: never) it SIGKILLs itself.
+    python tests/_session_job.py URI DATABASE STEP [SIGNAL]
+prints the run id, then trains; at STEP (0: never) it sends itself SIGNAL (default SIGKILL).
 """
 
 from __future__ import annotations
@@ -46,22 +46,23 @@ def make_session(db, *, epochs=3, callbacks=(), checkpoint=None, name="e2e", see
     )
 
 
-class KillAt:
-    """A plain (stateless, unregistered in definitions) callback that SIGKILLs the process."""
+class SignalAt:
+    """A plain callback that sends this process ``signum`` at step ``step``."""
 
-    def __init__(self, step: int) -> None:
-        self.step = step
+    def __init__(self, step: int, signum: int = signal.SIGKILL) -> None:
+        self.step, self.signum = step, signum
 
     def on_step_end(self, step: int, **_):
         if step == self.step:
-            os.kill(os.getpid(), signal.SIGKILL)
+            os.kill(os.getpid(), self.signum)
 
 
 if __name__ == "__main__":
     uri, database, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    signum = getattr(signal, sys.argv[4]) if len(sys.argv) > 4 else signal.SIGKILL
     torch.set_num_threads(1)
     session = make_session(DBInterface(uri, database=database))
     if kill_at:
-        session.trainer.add_callback(KillAt(kill_at))
+        session.trainer.add_callback(SignalAt(kill_at, signum))
     print(session.dry_id, flush=True)
     session.run()

@@ -61,6 +61,7 @@ EXPORTED = [
     "Status",
     "Str",
     "TRIGGERS",
+    "Terminated",
     "TimeLimit",
     "Timer",
     "Trainer",

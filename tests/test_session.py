@@ -111,6 +111,22 @@ def test_sigkill_and_resume_give_bitwise_identical_weights_and_history(server_ur
 
 
 @pytest.mark.server
+def test_sigterm_ends_the_run_interrupted_with_a_checkpoint_and_it_resumes(server_uri, db_name):
+    db = DBInterface(server_uri, database=db_name)
+    env = {**os.environ, "PYTHONPATH": str(JOB.parent) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    done = subprocess.run(
+        [sys.executable, str(JOB), server_uri, db_name, "10", "SIGTERM"], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert done.returncode != 0 and "Terminated" in done.stderr
+    run_id = done.stdout.split()[0]
+    doc = db.collection("modules").find_one({"_id": run_id})
+    assert doc["status"]["state"] == "interrupted"
+    reasons = [a["meta"].get("reason") for a in doc["artifacts"] if a["name"].startswith("checkpoint/")]
+    assert "exception" in reasons
+    assert Session.resume(run_id, db=db).status == "completed"
+
+
+@pytest.mark.server
 def test_training_survives_a_database_outage_and_loses_no_history(tmp_path, monkeypatch):
     home = tmp_path / "home"
     monkeypatch.setenv("PTDRY_HOME", str(home))

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import signal
 import threading
 from typing import Any, Sequence
 
@@ -26,7 +27,7 @@ from ptdry.train.callbacks.metric_logger import MetricLogger
 from ptdry.train.run_storage import RunStorage
 from ptdry.train.trainer import Trainer
 
-__all__ = ["RunResult", "Session"]
+__all__ = ["RunResult", "Session", "Terminated"]
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,28 @@ class _Heartbeat(threading.Thread):
     def stop(self) -> None:
         self.done.set()
         self.join(timeout=10)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM during :meth:`Session.run` (a scheduler preempting the job): handled like
+    Ctrl-C — ``on_exception`` callbacks run (a Checkpoint saves), the run ends
+    ``interrupted`` with its history and final state stored, then the exception propagates."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated(f"received signal {signum} (SIGTERM)")
+
+
+def _interrupt_on_sigterm() -> Any:
+    """Install the SIGTERM handler (main thread only); returns the previous one."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class _JournalAtCheckpoint:
@@ -162,6 +185,7 @@ class Session(Module):
         repo.add_object(self, name=self.name, tags=self.tags, history=False)
         heartbeat = _Heartbeat(self, repo, self.heartbeat_interval)
         heartbeat.start()
+        previous_sigterm = _interrupt_on_sigterm()
         try:
             trainer.callbacks.call("on_session_start", trainer=trainer, session=self, resumed=resumed)
             metrics = trainer.fit(self.data, seed=self.seed)
@@ -177,6 +201,7 @@ class Session(Module):
         else:
             self.status.complete()
         finally:
+            _restore_sigterm(previous_sigterm)
             heartbeat.stop()
             synced = writer.close()
             storage.flush()
