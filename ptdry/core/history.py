@@ -88,17 +88,26 @@ class History(Metamodule):
         return pick(values, key=lambda sv: sv[1])
 
     def summary(self, modes: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
-        """``{metric: {"last", "best", "best_step", "mode"}}`` for every metric."""
-        out = {}
-        for metric in self.metrics():
-            mode = (modes or {}).get(metric) or metric_mode(metric)
-            entry: dict[str, Any] = {"last": self.last(metric), "mode": mode}
-            try:
-                entry["best_step"], entry["best"] = self._best(metric, mode)
-            except KeyError:
-                entry["best_step"], entry["best"] = None, float("nan")
-            out[metric] = entry
-        return out
+        """``{metric: {"last", "best", "best_step", "mode"}}`` for every metric, in one pass
+        over the records (runs may log millions of points). Ties keep the earliest best;
+        NaN is never best (``best`` is NaN only when every value is)."""
+        entries: dict[str, dict[str, Any]] = {}
+        lower: dict[str, bool] = {}
+        for stat in self.records:
+            prefix = f"{stat.name}." if stat.name else ""
+            for key, value in stat.values.items():
+                metric = prefix + key
+                entry = entries.get(metric)
+                if entry is None:
+                    mode = _check_mode((modes or {}).get(metric) or metric_mode(metric))
+                    entry = entries[metric] = {"last": value, "mode": mode, "best_step": None, "best": math.nan}
+                    lower[metric] = mode == "min"
+                entry["last"] = value
+                if value == value:  # not NaN
+                    best = entry["best"]
+                    if best != best or (value < best if lower[metric] else value > best):
+                        entry["best"], entry["best_step"] = value, stat.step
+        return {m: {"last": e["last"], "mode": e["mode"], "best_step": e["best_step"], "best": e["best"]} for m, e in entries.items()}
 
     def to_dataframe(self) -> Any:
         """A pandas DataFrame: one row per Statistic, columns step, epoch, t and metrics."""

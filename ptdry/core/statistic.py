@@ -38,6 +38,8 @@ class Statistic(Mapping[str, float], Metamodule):
         {'val.loss': 0.25}
     """
 
+    __slots__ = ("name", "values", "step", "epoch", "t")  # runs hold millions of these
+
     def __init__(
         self,
         name: str = "",
