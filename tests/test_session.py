@@ -156,3 +156,12 @@ def test_training_survives_a_database_outage_and_loses_no_history(tmp_path, monk
         assert not list((home / "journal").glob("*.jsonl"))  # everything reached the database
     finally:
         server.stop()
+
+
+def test_a_database_down_at_the_start_fails_fast_and_trains_nothing():
+    from ptdry import ServerUnavailableError
+
+    session = make_session(DBInterface("mongodb://127.0.0.1:9/", timeout=0.5), epochs=1)
+    with pytest.raises(ServerUnavailableError, match="127.0.0.1:9"):
+        session.run()
+    assert session.status.state == "failed" and session.trainer.looper.steps_done == 0

@@ -176,13 +176,17 @@ class Session(Module):
         """
         repo = Repo(self.db, project=self.project)
         trainer = self.trainer
+        resumed = trainer.looper.started
+        self.status.start()
+        try:  # the run document first: a database that is down at the start fails fast
+            repo.add_object(self, name=self.name, tags=self.tags, history=False)
+        except BaseException as exc:
+            self.status.fail(exc)
+            raise
         storage = RunStorage(repo, self.dry_id)
         trainer.checkpoint_storage = storage
         writer = HistoryWriter(lambda: repo.db.collection("history"), self.dry_id, start_seq=len(trainer.history))
         logger = self._attach_logger(writer)
-        resumed = trainer.looper.started
-        self.status.start()
-        repo.add_object(self, name=self.name, tags=self.tags, history=False)
         heartbeat = _Heartbeat(self, repo, self.heartbeat_interval)
         heartbeat.start()
         previous_sigterm = _interrupt_on_sigterm()
