@@ -165,3 +165,13 @@ def test_a_database_down_at_the_start_fails_fast_and_trains_nothing():
     with pytest.raises(ServerUnavailableError, match="127.0.0.1:9"):
         session.run()
     assert session.status.state == "failed" and session.trainer.looper.steps_done == 0
+
+
+def test_a_run_on_a_server_with_credentials_stores_no_password_and_loads_back(db_name):
+    db = DBInterface(f"mongomock://alice:secret@{db_name}")
+    session = make_session(db, epochs=1)
+    session.run()
+    doc = db.collection("modules").find_one({"_id": session.dry_id})
+    assert "secret" not in repr(doc) and "alice:***@" in repr(doc["definition"])
+    loaded = Session.load(session.dry_id, db=db)
+    assert loaded.db is db and loaded.trainer.looper.epochs_done == 1

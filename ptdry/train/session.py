@@ -250,8 +250,9 @@ class Session(Module):
         session = repo.get_obj_by_id(run_id)
         if not isinstance(session, Session):
             raise ConfigError(f"{run_id!r} is a {type(session).__qualname__}, not a Session run")
-        if db is not None:
-            session.db = repo.db
+        # The run continues where it was found. (Its stored definition holds the URI with
+        # the password masked, so a connection rebuilt from it could not log in.)
+        session.db = repo.db
         if which is not None:
             storage = RunStorage(repo, run_id)
             session.trainer.load_checkpoint(storage, which)
