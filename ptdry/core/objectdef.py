@@ -141,13 +141,13 @@ class ObjectDef:
         out: dict[str, Any] = {}
         names = _positional_names(self.cls, len(self.args))
         if names is None:
-            out["__args__"] = serialize.readable(list(self.args), _readable_hook)
+            out["__args__"] = serialize.readable(list(self.args), readable_hook)
         else:
             for name, value in zip(names, self.args):
-                out[name] = serialize.readable(value, _readable_hook)
+                out[name] = serialize.readable(value, readable_hook)
         for key, value in self.kwargs.items():
             if key != "dry_id":
-                out[key] = serialize.readable(value, _readable_hook)
+                out[key] = serialize.readable(value, readable_hook)
         return out
 
     def query_document(self) -> dict:
@@ -158,7 +158,7 @@ class ObjectDef:
         doc["cls"] = class_path(self.cls)
         mro = getattr(self.cls, "__mro__", (self.cls,))
         doc["mro"] = [class_path(c) for c in mro if c is not object]
-        doc["args"] = serialize.readable(list(self.args), _readable_hook)
+        doc["args"] = serialize.readable(list(self.args), readable_hook)
         doc["config"] = self.config()
         return doc
 
@@ -372,7 +372,8 @@ def _shared_bodies(data: Any) -> dict[Any, dict]:
     return found
 
 
-def _readable_hook(value: Any, path: str) -> Any:
+def readable_hook(value: Any, path: str) -> Any:
+    """How a nested definition appears in a ``config`` tree: ``{"__class__": path, **config}``."""
     if isinstance(value, ObjectDef):
         return {"__class__": class_path(value.cls), **value.config()}
     return serialize.NOT_HANDLED

@@ -30,8 +30,10 @@ __all__ = [
     "canonical_json",
     "decode",
     "encode",
+    "escape_key",
     "readable",
     "safe_key",
+    "short_repr",
 ]
 
 #: Arrays, tensors and bytes larger than this do not belong in a definition: keep them in state.
@@ -175,7 +177,7 @@ def encode(
     else:
         hint = "use JSON-like values, NumPy/torch values, classes, Modules or ObjectDef(...) for objects"
     raise SerializationError(
-        f"argument {path} = {_short(value)} of type {type(value).__qualname__} cannot be stored "
+        f"argument {path} = {short_repr(value)} of type {type(value).__qualname__} cannot be stored "
         f"in a definition; {hint}"
     )
 
@@ -213,7 +215,8 @@ def _callable_name(value: Any) -> str:
     return f"<{'class' if isinstance(value, type) else 'function'} {name}>"
 
 
-def _short(value: Any) -> str:
+def short_repr(value: Any) -> str:
+    """``repr(value)``, cut to 80 characters: for error messages."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -236,7 +239,7 @@ def decode(data: Any, hook: DecodeHook | None = None) -> Any:
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, PtdryError):  # e.g. a hook's UntrustedArchiveError keeps its type
             raise
-        raise ConfigError(f"malformed {marker} value {_short(payload)}: {exc}") from exc
+        raise ConfigError(f"malformed {marker} value {short_repr(payload)}: {exc}") from exc
 
 
 def _decode_marker(marker: str, payload: Any, hook: DecodeHook | None) -> Any:
@@ -296,7 +299,7 @@ def readable(value: Any, hook: EncodeHook | None = None) -> Any:
     if isinstance(value, (list, tuple)):
         return [readable(v, hook) for v in value]
     if isinstance(value, dict):
-        return {_escape_key(k): readable(v, hook) for k, v in value.items()}
+        return {escape_key(k): readable(v, hook) for k, v in value.items()}
     if isinstance(value, np.ndarray):
         if value.size <= 64 and not value.dtype.hasobject:
             return value.tolist()
@@ -324,7 +327,8 @@ def readable(value: Any, hook: EncodeHook | None = None) -> Any:
     return repr(value)
 
 
-def _escape_key(key: Any) -> str:
+def escape_key(key: Any) -> str:
+    """A dict key as :func:`readable` stores it (``.`` and ``$`` replaced by look-alikes)."""
     text = key if isinstance(key, str) else str(key)
     return text.replace(".", "\uff0e").replace("$", "\uff04")
 

@@ -12,7 +12,7 @@ from ptdry.errors import ConfigError, NotReadyError
 if TYPE_CHECKING:
     from ptdry.core.module import Module
 
-__all__ = ["Status"]
+__all__ = ["Status", "utc_now"]
 
 STATES = ("created", "running", "completed", "failed", "interrupted")
 _ALLOWED = {
@@ -24,7 +24,7 @@ _ALLOWED = {
 }
 
 
-def _now() -> dt.datetime:
+def utc_now() -> dt.datetime:
     """Naive UTC at millisecond precision: what a BSON date round-trips to."""
     t = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     return t.replace(microsecond=t.microsecond // 1000 * 1000)
@@ -42,7 +42,7 @@ class Status(Metamodule):
     def __init__(self, owner: "Module | None" = None) -> None:
         self._owner = owner
         self.state = "created"
-        self.created_at: dt.datetime = _now()
+        self.created_at: dt.datetime = utc_now()
         self.started_at: dt.datetime | None = None
         self.ended_at: dt.datetime | None = None
         self.heartbeat: dt.datetime | None = None
@@ -56,21 +56,21 @@ class Status(Metamodule):
     def start(self) -> None:
         """Mark running (also to resume a failed or interrupted run)."""
         self._move("running")
-        self.started_at = self.heartbeat = _now()
+        self.started_at = self.heartbeat = utc_now()
         self.ended_at, self.error = None, None
 
     def beat(self) -> None:
         """Record that the run is alive now."""
-        self.heartbeat = _now()
+        self.heartbeat = utc_now()
 
     def complete(self) -> None:
         self._move("completed")
-        self.ended_at = _now()
+        self.ended_at = utc_now()
 
     def fail(self, exc: BaseException) -> None:
         """Mark failed and keep the error's type, message and traceback."""
         self._move("failed")
-        self.ended_at = _now()
+        self.ended_at = utc_now()
         self.error = {
             "type": type(exc).__qualname__,
             "message": str(exc),
@@ -79,7 +79,7 @@ class Status(Metamodule):
 
     def interrupt(self) -> None:
         self._move("interrupted")
-        self.ended_at = _now()
+        self.ended_at = utc_now()
 
     def check(self) -> None:
         """Raise :class:`NotReadyError` listing every reason the owning module cannot run."""

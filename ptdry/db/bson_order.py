@@ -243,6 +243,3 @@ def _date_key(v: Any) -> tuple:
     return ((delta.days * 86400 + delta.seconds) * 1000 + delta.microseconds // 1000,)
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

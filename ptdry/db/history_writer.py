@@ -21,6 +21,7 @@ import time
 from typing import Any, Iterable
 
 from ptdry.core.statistic import Statistic
+from ptdry.db.interface import db_down_errors
 
 __all__ = ["HistoryWriter", "read_history", "sync_journals"]
 
@@ -41,27 +42,22 @@ def history_document(run: str, seq: int, stat: Statistic) -> dict[str, Any]:
     }
 
 
-def insert_new(collection: Any, docs: list[dict[str, Any]]) -> int:
-    """Insert ``docs``, skipping those whose ``_id`` is already stored; returns how many were new."""
+def insert_new(collection: Any, docs: list[dict[str, Any]], batch: int = 5000) -> int:
+    """Insert ``docs`` (``batch`` per command), skipping those whose ``_id`` is already
+    stored; returns how many were new."""
     from pymongo.errors import BulkWriteError
 
-    if not docs:
-        return 0
-    try:
-        return len(collection.insert_many(docs, ordered=False).inserted_ids)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != 11000 for e in errors):
-            raise
-        return len(docs) - len(errors)
-
-
-def _db_down_errors() -> tuple[type[BaseException], ...]:
-    from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
-
-    from ptdry.errors import ServerUnavailableError
-
-    return (AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError, ServerUnavailableError, OSError)
+    new = 0
+    for start in range(0, len(docs), batch):
+        chunk = docs[start : start + batch]
+        try:
+            new += len(collection.insert_many(chunk, ordered=False).inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            new += len(chunk) - len(errors)
+    return new
 
 
 class HistoryWriter:
@@ -163,7 +159,7 @@ class HistoryWriter:
                 if self.db_down:
                     log.warning("database reachable again; history of run %s caught up", self.run)
                 self.db_down = False
-            except _db_down_errors() as exc:
+            except db_down_errors() as exc:
                 if not self.db_down:
                     log.warning(
                         "database unreachable (%s); keeping history of run %s in the journal", type(exc).__name__, self.run
@@ -216,7 +212,7 @@ def sync_journals(
     out = {}
     for path in paths:
         docs = list(_read_journal(path))
-        out[path.stem] = sum(insert_new(collection, docs[i : i + 5000]) for i in range(0, len(docs), 5000))
+        out[path.stem] = insert_new(collection, docs)
         path.unlink()
     return out
 

@@ -18,7 +18,7 @@ from typing import Any
 from ptdry.core.module import Module
 from ptdry.errors import ConfigError, ServerUnavailableError
 
-__all__ = ["DBInterface", "mask_uri"]
+__all__ = ["DBInterface", "db_down_errors", "mask_uri"]
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,14 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("modules", [("artifacts.ref", 1)], {"name": "artifact_ref"}),
     ("history", [("run", 1), ("step", 1)], {"name": "run_step"}),
 ]
+
+
+def db_down_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions that mean "the database cannot be reached right now" (as opposed to a
+    bad query): writers that must not stop training catch these and retry later."""
+    from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
+
+    return (AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError, ServerUnavailableError, OSError)
 
 
 def mask_uri(uri: str | None) -> str:
@@ -74,6 +82,7 @@ class DBInterface(Module):
         self.database = database
         self.timeout = float(timeout)
         self._client: Any = None
+        self._indexed = False  # this instance checked the indexes (a hot path: every collection())
         self._record_argument("uri", mask_uri(uri) if uri and _CRED.match(uri) else uri)
 
     # -- connection ------------------------------------------------------------------------
@@ -131,7 +140,10 @@ class DBInterface(Module):
     def db(self) -> Any:
         """The pymongo Database, with ptdry's indexes in place."""
         database = self.client[self.database]
-        _ensure_indexes(database)
+        if not self._indexed:
+            server = id(self.client) if self.kind == "mongomock" else repr(self.client.address)
+            _ensure_indexes(database, server)
+            self._indexed = True
         return database
 
     def collection(self, name: str) -> Any:
@@ -141,6 +153,7 @@ class DBInterface(Module):
         if self._client is not None and self.kind != "mongomock":
             self._client.close()
         self._client = None
+        self._indexed = False
 
     # -- queries -----------------------------------------------------------------------------
     def access(
@@ -177,10 +190,6 @@ _MOCK_CLIENTS: dict[str, Any] = {}
 _INDEXED: set[tuple[Any, str]] = set()
 
 
-def _is_mock(database: Any) -> bool:
-    return type(database).__module__.startswith("mongomock")
-
-
 def _shared_mongomock(uri: str, mongomock: Any) -> Any:
     """One in-memory server per mongomock URI in a process, so several DBInterfaces share it."""
     if uri not in _MOCK_CLIENTS:
@@ -188,10 +197,10 @@ def _shared_mongomock(uri: str, mongomock: Any) -> Any:
     return _MOCK_CLIENTS[uri]
 
 
-def _ensure_indexes(database: Any) -> None:
-    # Keyed by server address (not client object): a new client of the same server and
-    # database does not repeat the round trips.
-    key = (repr(getattr(database.client, "address", None)) if not _is_mock(database) else id(database.client), database.name)
+def _ensure_indexes(database: Any, server: Any) -> None:
+    """Create ptdry's indexes once per (server, database) in this process: a new client of
+    the same server does not repeat the round trips."""
+    key = (server, database.name)
     if key in _INDEXED:
         return
     for coll, keys, options in INDEXES:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from typing import Any, Callable, Mapping
 
+from ptdry.core.serialize import short_repr as _short
 from ptdry.db.bson_order import (
     _NUMBER,
     _UNKNOWN,
@@ -33,7 +34,6 @@ from ptdry.db.bson_order import (
     _is_regex,
     _number,
     _regex_identity,
-    _short,
     _type_test,
     compare,
 )

@@ -13,7 +13,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef, _iter_defs, build
-from ptdry.core.status import Status
+from ptdry.core.status import Status, utc_now
 from ptdry.db.artifacts import ArtifactStore, FileStore, GridFSStore
 from ptdry.db.history_writer import history_document, insert_new
 from ptdry.db.interface import SCHEMA_VERSION, DBInterface
@@ -23,11 +23,6 @@ from ptdry.db.selector import as_filter
 from ptdry.errors import ConfigError, MultipleFoundError, NotFoundError
 
 __all__ = ["Record", "Repo", "flat_summary", "nest_summary"]
-
-
-def _now() -> dt.datetime:
-    t = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
 
 class Record(Mapping[str, Any]):
@@ -187,7 +182,7 @@ class Repo:
             root_name, version, created = old["name"], old["version"], old["created_at"]
         else:
             root_name = name or type(obj).__name__
-            version, created = self.next_version(root_name, project), _now()
+            version, created = self.next_version(root_name, project), utc_now()
         # One definition of the whole tree; each nested Module's node is its definition.
         defs = {d.dry_id: d for d in _iter_defs(obj.definition()) if d.dry_id is not None}
         docs = []
@@ -268,7 +263,7 @@ class Repo:
             "summary": nest_summary(history.summary()) if history else {},
             **provenance(),
             "created_at": created,
-            "updated_at": _now(),
+            "updated_at": utc_now(),
         }
 
     def _write_history(self, obj: Module) -> None:
@@ -277,8 +272,7 @@ class Repo:
             return
         coll = self.db.collection("history")
         docs = [history_document(obj.dry_id, i, stat) for i, stat in enumerate(history)]
-        for start in range(0, len(docs), 5000):  # records already stored are skipped
-            insert_new(coll, docs[start : start + 5000])
+        insert_new(coll, docs)  # records already stored are skipped
 
     def _release(self, record: dict[str, Any]) -> None:
         """Delete an artifact unless another document still refers to the same bytes."""

@@ -15,7 +15,8 @@ from typing import Any, Mapping, Sequence
 
 from ptdry.core import serialize
 from ptdry.core.classpath import class_path, import_path
-from ptdry.core.objectdef import ObjectDef
+from ptdry.core.objectdef import ObjectDef, readable_hook
+from ptdry.core.serialize import short_repr as _short
 from ptdry.db.matcher import compile_filter, validate_filter
 from ptdry.errors import ConfigError, SelectorError, SerializationError
 
@@ -282,17 +283,14 @@ def _readable_hook(value: Any, path: str) -> Any:
     # The same rendering ObjectDef.config() gives nested definitions.
     if _is_module(value):
         value = value.definition()
-    if isinstance(value, ObjectDef):
-        return {"__class__": class_path(value.cls), **value.config()}
     if _is_pattern(value):
         return value
-    return serialize.NOT_HANDLED
+    return readable_hook(value, path)
 
 
 def _escaped_key(key: Any) -> str:
     """A dict key as ``readable()`` stores it (``.`` and ``$`` replaced)."""
-    (escaped,) = serialize.readable({key: None})
-    return escaped
+    return serialize.escape_key(key)
 
 
 def _is_module(value: Any) -> bool:
@@ -333,6 +331,3 @@ def _repr_other(other: Any) -> str:
     return repr(other) if isinstance(other, Selector) else f"{dict(other)!r}"
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

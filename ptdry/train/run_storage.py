@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from ptdry.core.home import ptdry_home
 from ptdry.core.state import State
 from ptdry.db.artifacts import FileStore
-from ptdry.db.history_writer import _db_down_errors
+from ptdry.db.interface import db_down_errors
 from ptdry.io.archive import state_from_bytes, state_to_bytes
 from ptdry.train.callbacks.checkpoint import CheckpointStorage, _check_name
 
@@ -51,7 +51,7 @@ class RunStorage(CheckpointStorage):
         data = state_to_bytes(state)
         try:
             record = self.repo.artifacts.put(data, name=PREFIX + _check_name(name), format="ptdry-state")
-        except _db_down_errors() as exc:
+        except db_down_errors() as exc:
             log.warning("database unreachable (%s): checkpoint %s goes to the local file store", type(exc).__name__, name)
             record = self._local().put(data, name=PREFIX + name, format="ptdry-state")
         record["meta"] = {**meta, "name": name}
@@ -64,7 +64,7 @@ class RunStorage(CheckpointStorage):
             record = self._pending[0]
             try:
                 self.repo.modules.update_one({"_id": self.run_id}, {"$push": {"artifacts": record}})
-            except _db_down_errors():
+            except db_down_errors():
                 self._write_index()
                 return False
             self._pending.pop(0)
@@ -82,7 +82,7 @@ class RunStorage(CheckpointStorage):
     def _records(self) -> list[dict[str, Any]]:
         try:
             doc = self.repo.modules.find_one({"_id": self.run_id}, {"artifacts": 1}) or {}
-        except _db_down_errors():
+        except db_down_errors():
             doc = {}
         stored = [a for a in doc.get("artifacts", []) if a.get("name", "").startswith(PREFIX)]
         return stored + [r for r in self._pending if r not in stored]
@@ -105,7 +105,7 @@ class RunStorage(CheckpointStorage):
                 try:
                     self.repo.modules.update_one({"_id": self.run_id}, {"$pull": {"artifacts": {"name": record["name"]}}})
                     self.repo._release(record)
-                except _db_down_errors():
+                except db_down_errors():
                     log.warning("database unreachable: checkpoint %s of run %s is removed later", name, self.run_id)
 
     def __repr__(self) -> str:

@@ -12,15 +12,15 @@ bit for bit; :meth:`Session.load` gives any past run's tree with a checkpoint lo
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import logging
 import signal
 import threading
 from typing import Any, Sequence
 
 from ptdry.core.module import Module
-from ptdry.db.history_writer import HistoryWriter, _db_down_errors, read_history, sync_journals
-from ptdry.db.interface import DBInterface
+from ptdry.core.status import utc_now
+from ptdry.db.history_writer import HistoryWriter, read_history, sync_journals
+from ptdry.db.interface import DBInterface, db_down_errors
 from ptdry.db.repo import Repo
 from ptdry.errors import ConfigError, NotFoundError
 from ptdry.train.callbacks.metric_logger import MetricLogger
@@ -46,11 +46,6 @@ class RunResult:
         return self.metrics[metric]
 
 
-def _now() -> dt.datetime:
-    t = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    return t.replace(microsecond=t.microsecond // 1000 * 1000)
-
-
 class _Heartbeat(threading.Thread):
     """Sets ``status.heartbeat`` (and the loop position) on the run document every few seconds."""
 
@@ -66,9 +61,9 @@ class _Heartbeat(threading.Thread):
             try:
                 self.repo.modules.update_one(
                     {"_id": self.session.dry_id},
-                    {"$set": {"status.heartbeat": _now(), "status.step": trainer.step, "status.epoch": trainer.epoch}},
+                    {"$set": {"status.heartbeat": utc_now(), "status.step": trainer.step, "status.epoch": trainer.epoch}},
                 )
-            except _db_down_errors() as exc:
+            except db_down_errors() as exc:
                 log.debug("heartbeat not written (%s)", type(exc).__name__)
 
     def stop(self) -> None:
@@ -232,7 +227,7 @@ class Session(Module):
             repo.add_object(self, name=self.name, tags=self.tags, history=False)
             if not synced:
                 repo.modules.update_one({"_id": self.dry_id}, {"$set": {"history_pending": True}})
-        except _db_down_errors() as exc:
+        except db_down_errors() as exc:
             log.error(
                 "run %s finished as %s but the database is unreachable (%s); its history is in the "
                 "journal (`ptdry sync`) and its last checkpoint in the local store",
