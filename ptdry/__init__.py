@@ -1,121 +1,94 @@
-"""ptdry: compose experiments as trees of Modules, run them, and find every run again in MongoDB."""
+"""ptdry: compose experiments as trees of Modules, run them, and find every run again in MongoDB.
 
-from ptdry.core.callback import Callback
-from ptdry.core.callbacks import Callbacks
-from ptdry.core.history import History
-from ptdry.core.module import Module
-from ptdry.core.objectdef import Configuration, ObjectDef, build
-from ptdry.core.properties import Bool, Choice, Float, Int, Partition, Property, Seq, Str
-from ptdry.core.state import State
-from ptdry.core.statistic import Statistic
-from ptdry.core.status import Status
-from ptdry.data.provider import DataProvider
-from ptdry.db.interface import DBInterface
-from ptdry.db.repo import Record, Repo
-from ptdry.db.selector import Selector
-from ptdry.io.archive import load_object, save_object
-from ptdry.train.callbacks import (
-    Checkpoint,
-    CheckpointStorage,
-    DirectoryStorage,
-    EarlyStopping,
-    LRScheduler,
-    MemoryStorage,
-    MetricLogger,
-    NaNDetector,
-    ProgressBar,
-    TimeLimit,
-    Timer,
-)
-from ptdry.train.looper import Looper
-from ptdry.train.model import Criterion, Model, Optimizer
-from ptdry.train.session import RunResult, Session, Terminated
-from ptdry.train.trainer import Trainer
-from ptdry.train.triggers import TRIGGERS, Every, Once
-from ptdry.errors import (
-    ArchiveError,
-    CallbackError,
-    ConfigError,
-    DBError,
-    IntegrityError,
-    MultipleFoundError,
-    NotFoundError,
-    NotReadyError,
-    PtdryError,
-    SelectorError,
-    SerializationError,
-    ServerUnavailableError,
-    StateDictError,
-    TrainingError,
-    UntrustedArchiveError,
-    ValidationError,
-)
+Public names load on first use (PEP 562), so ``import ptdry`` stays light: torch, TensorFlow
+and the database driver load only when a name that needs them is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "ArchiveError",
-    "Bool",
-    "Callback",
-    "CallbackError",
-    "Callbacks",
-    "Checkpoint",
-    "CheckpointStorage",
-    "Choice",
-    "ConfigError",
-    "Configuration",
-    "Criterion",
-    "DBError",
-    "DBInterface",
-    "DataProvider",
-    "DirectoryStorage",
-    "EarlyStopping",
-    "Every",
-    "Float",
-    "History",
-    "Int",
-    "IntegrityError",
-    "LRScheduler",
-    "Looper",
-    "MemoryStorage",
-    "MetricLogger",
-    "Model",
-    "Module",
-    "MultipleFoundError",
-    "NaNDetector",
-    "NotFoundError",
-    "NotReadyError",
-    "ObjectDef",
-    "Once",
-    "Optimizer",
-    "Partition",
-    "ProgressBar",
-    "Property",
-    "PtdryError",
-    "Record",
-    "Repo",
-    "RunResult",
-    "Selector",
-    "SelectorError",
-    "Seq",
-    "SerializationError",
-    "ServerUnavailableError",
-    "Session",
-    "State",
-    "StateDictError",
-    "Statistic",
-    "Status",
-    "Str",
-    "TRIGGERS",
-    "Terminated",
-    "TimeLimit",
-    "Timer",
-    "Trainer",
-    "TrainingError",
-    "UntrustedArchiveError",
-    "ValidationError",
-    "__version__",
-    "build",
-    "load_object",
-    "save_object",
-]
+#: Where each public name lives; ``ptdry.<name>`` imports that module on first use.
+_EXPORTS: dict[str, str] = {
+    "Callback": "ptdry.core.callback",
+    "Callbacks": "ptdry.core.callbacks",
+    "History": "ptdry.core.history",
+    "Module": "ptdry.core.module",
+    "Configuration": "ptdry.core.objectdef",
+    "ObjectDef": "ptdry.core.objectdef",
+    "build": "ptdry.core.objectdef",
+    "Bool": "ptdry.core.properties",
+    "Choice": "ptdry.core.properties",
+    "Float": "ptdry.core.properties",
+    "Int": "ptdry.core.properties",
+    "Partition": "ptdry.core.properties",
+    "Property": "ptdry.core.properties",
+    "Seq": "ptdry.core.properties",
+    "Str": "ptdry.core.properties",
+    "State": "ptdry.core.state",
+    "Statistic": "ptdry.core.statistic",
+    "Status": "ptdry.core.status",
+    "DataProvider": "ptdry.data.provider",
+    "DBInterface": "ptdry.db.interface",
+    "Record": "ptdry.db.repo",
+    "Repo": "ptdry.db.repo",
+    "Selector": "ptdry.db.selector",
+    "ArchiveError": "ptdry.errors",
+    "CallbackError": "ptdry.errors",
+    "ConfigError": "ptdry.errors",
+    "DBError": "ptdry.errors",
+    "IntegrityError": "ptdry.errors",
+    "MultipleFoundError": "ptdry.errors",
+    "NotFoundError": "ptdry.errors",
+    "NotReadyError": "ptdry.errors",
+    "PtdryError": "ptdry.errors",
+    "SelectorError": "ptdry.errors",
+    "SerializationError": "ptdry.errors",
+    "ServerUnavailableError": "ptdry.errors",
+    "StateDictError": "ptdry.errors",
+    "TrainingError": "ptdry.errors",
+    "UntrustedArchiveError": "ptdry.errors",
+    "ValidationError": "ptdry.errors",
+    "load_object": "ptdry.io.archive",
+    "save_object": "ptdry.io.archive",
+    "Checkpoint": "ptdry.train.callbacks",
+    "CheckpointStorage": "ptdry.train.callbacks",
+    "DirectoryStorage": "ptdry.train.callbacks",
+    "EarlyStopping": "ptdry.train.callbacks",
+    "LRScheduler": "ptdry.train.callbacks",
+    "MemoryStorage": "ptdry.train.callbacks",
+    "MetricLogger": "ptdry.train.callbacks",
+    "NaNDetector": "ptdry.train.callbacks",
+    "ProgressBar": "ptdry.train.callbacks",
+    "TimeLimit": "ptdry.train.callbacks",
+    "Timer": "ptdry.train.callbacks",
+    "Looper": "ptdry.train.looper",
+    "Criterion": "ptdry.train.model",
+    "Model": "ptdry.train.model",
+    "Optimizer": "ptdry.train.model",
+    "RunResult": "ptdry.train.session",
+    "Session": "ptdry.train.session",
+    "Terminated": "ptdry.train.session",
+    "Trainer": "ptdry.train.trainer",
+    "Every": "ptdry.train.triggers",
+    "Once": "ptdry.train.triggers",
+    "TRIGGERS": "ptdry.train.triggers",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ptdry' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

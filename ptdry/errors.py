@@ -7,7 +7,7 @@ Each class also inherits the matching built-in, so both ``except ptdry.ConfigErr
     ├── ConfigError (ValueError)            bad constructor argument or definition
     │   ├── SerializationError (TypeError)  a value ptdry cannot store
     │   └── ValidationError                 a property rejected a value
-    ├── StateDictError (KeyError)           missing/unexpected keys in load_state_dict
+    ├── StateDictError (KeyError)           missing/unexpected/mismatched keys in load_state_dict
     ├── NotReadyError (RuntimeError)        Status.check() found problems
     ├── ArchiveError (ValueError)           unreadable, corrupt or foreign archive
     │   └── UntrustedArchiveError           archive needs pickle; pass trusted=True
@@ -60,12 +60,15 @@ class ValidationError(ConfigError):
 
 
 class StateDictError(PtdryError, KeyError):
-    """``load_state_dict(strict=True)`` found missing or unexpected keys."""
+    """``load_state_dict`` found missing, unexpected or mismatched keys; nothing was loaded."""
 
-    def __init__(self, message: str, missing: list[str] = (), unexpected: list[str] = ()):
+    def __init__(
+        self, message: str, missing: list[str] = (), unexpected: list[str] = (), mismatched: list[str] = ()
+    ):
         super().__init__(message)
         self.missing = list(missing)
         self.unexpected = list(unexpected)
+        self.mismatched = list(mismatched)
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0])

@@ -290,12 +290,6 @@ def test_str_and_pathlib_paths_and_open_files_all_work(tmp_path):
         assert_loaded_equal(load_object(f), exp)
 
 
-def test_save_self_writes_the_same_archive_as_save_object(tmp_path):
-    tied = Tied()
-    tied.save_self(tmp_path / "tied.ptdry")
-    assert_loaded_equal(load_object(tmp_path / "tied.ptdry"), tied)
-
-
 def test_a_new_file_gets_the_usual_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)

@@ -15,10 +15,9 @@ from ptdry.errors import ConfigError, StateDictError
 __all__ = ["Callbacks"]
 
 
-def _base_names() -> frozenset[str]:
-    from ptdry.core.module import Module
-
-    return frozenset(dir(Module))
+def _is_trigger_name(name: str) -> bool:
+    """Triggers are named ``on_<event>``, so no other method of a callback is ever called."""
+    return name.isidentifier() and name.startswith("on_") and len(name) > 3
 
 
 class Callbacks(Metamodule):
@@ -77,7 +76,7 @@ class Callbacks(Metamodule):
         """``[(name, bound method), ...]`` of the callbacks that define ``trigger``."""
         found = self._handlers.get(trigger)
         if found is None:
-            if not trigger.isidentifier() or trigger in _base_names():
+            if not _is_trigger_name(trigger):
                 raise ConfigError(f"{trigger!r} is not a valid trigger name (use e.g. 'on_step_end')")
             found = []
             for key, cb in self._entries.items():
@@ -113,8 +112,6 @@ class Callbacks(Metamodule):
             StateDictError: with ``strict``, naming every stateful callback the state lacks and
                 every name in the state that is not registered.
         """
-        from ptdry.core.module import Module
-
         expected = {k for k, cb in self._entries.items() if hasattr(cb, "state_dict")}
         missing, unexpected = sorted(expected - set(state)), sorted(set(state) - set(self._entries))
         if strict and (missing or unexpected):
@@ -130,7 +127,7 @@ class Callbacks(Metamodule):
             cb = self._entries.get(key)
             if cb is None:
                 continue
-            if isinstance(cb, Module):
+            if getattr(type(cb), "_dry_module", False) is True:  # a Module: strictness passes down
                 cb.load_state_dict(value, strict=strict)
             else:  # a plain callback with torch/Ignite-style state methods
                 cb.load_state_dict(value)

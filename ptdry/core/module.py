@@ -13,44 +13,23 @@ import functools
 import inspect
 import sys
 import uuid
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
+from ptdry.core import serialize
 from ptdry.core.callbacks import Callbacks
 from ptdry.core.dataref import DataRef
 from ptdry.core.history import History
 from ptdry.core.objectdef import Configuration, ObjectDef
 from ptdry.core.state import State
+from ptdry.core.state_loading import apply_state, state_problems
 from ptdry.core.statistic import Statistic
 from ptdry.core.status import Status
-from ptdry.errors import ConfigError, SerializationError, StateDictError
+from ptdry.core.torch_kinds import is_torch_module as _is_torch_module
+from ptdry.core.torch_kinds import torch_child_types as _torch_child_types
+from ptdry.core.traverse import Walk, key_path
+from ptdry.errors import ConfigError, SerializationError
 
 __all__ = ["Module"]
-
-_CHILD_TYPES: tuple[type, ...] | None = None
-
-
-def _torch_child_types() -> tuple[type, ...]:
-    """Torch types that count as children; empty until torch is imported (never imports it)."""
-    global _CHILD_TYPES
-    if _CHILD_TYPES is None:
-        torch = sys.modules.get("torch")
-        if torch is None or not hasattr(torch, "optim"):
-            return ()
-        from torch.optim import lr_scheduler
-
-        _CHILD_TYPES = (
-            torch.nn.Module,
-            torch.optim.Optimizer,
-            lr_scheduler.LRScheduler,
-            lr_scheduler.ReduceLROnPlateau,
-        )
-    return _CHILD_TYPES
-
-
-def _is_torch_module(obj: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and hasattr(torch, "nn") and isinstance(obj, torch.nn.Module)
-
 
 def _is_child(value: Any) -> bool:
     return isinstance(value, Module) or isinstance(value, _torch_child_types())
@@ -140,11 +119,17 @@ class Module:
     #: (the definition records a :class:`~ptdry.core.dataref.DataRef` fingerprint instead).
     dry_data_args: tuple[str, ...] = ()
 
+    #: Marks ptdry Modules for code that must not import this file (definitions, loading).
+    _dry_module = True
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         init = cls.__dict__.get("__init__")
         if init is not None and not getattr(init, "_dry_wrapped", False):
             cls.__init__ = _wrap_init(init)  # type: ignore[method-assign]
+        override = cls.__dict__.get("state_dict")
+        if override is not None and not _takes_torch_arguments(override):
+            cls.state_dict = _accept_torch_arguments(override)  # type: ignore[method-assign]
 
     def __init__(self) -> None:
         _setup(self)
@@ -178,7 +163,7 @@ class Module:
         Raises:
             SerializationError: an argument cannot be stored; the message names its path.
         """
-        return _definition(self, {}, type(self).__name__)
+        return _definition(self)
 
     def query_document(self) -> dict[str, Any]:
         """The fields a :class:`~ptdry.db.selector.Selector` matches on."""
@@ -212,27 +197,45 @@ class Module:
         super().__delattr__(name)
 
     def named_children(self) -> Iterator[tuple[str, Any]]:
-        """``(attribute, child)`` for Modules, torch modules, optimizers and schedulers.
+        """``(attribute, child)`` for every child: ptdry Modules, torch modules, optimizers
+        and schedulers, in the order they were assigned.
 
-        A Module that is also a ``torch.nn.Module`` keeps torch's meaning (torch modules only),
-        so torch's own methods (``.to()``, ``.parameters()``) keep working.
+        This is the one list of children: :meth:`state_dict`, :meth:`problems`, the Repo and
+        every tree walk use it, for a Module that is also a ``torch.nn.Module`` too.
+        """
+        own = self.__dict__.get("_dry_children", {})
+        if not _is_torch_module(self):
+            yield from list(own.items())
+            return
+        import torch
+
+        # torch modules registered by torch (add_module, nn.Sequential) come first, in torch's
+        # order; then what only ptdry tracks (optimizers, schedulers, plain Modules)
+        registered = list(torch.nn.Module.named_children(self))
+        yield from registered
+        names = {n for n, _ in registered}
+        yield from [(n, c) for n, c in list(own.items()) if n not in names and not _is_torch_module(c)]
+
+    def children(self) -> Iterator[Any]:
+        """Immediate children (see :meth:`named_children`).
+
+        For a Module that is also a ``torch.nn.Module`` this is torch's: torch modules only,
+        because torch's ``.to()``, ``.train()`` and ``.apply()`` call it on every child.
         """
         if _is_torch_module(self):
             import torch
 
-            yield from torch.nn.Module.named_children(self)
+            for _, module in torch.nn.Module.named_children(self):
+                yield module
             return
-        yield from list(self.__dict__.get("_dry_children", {}).items())
-
-    def children(self) -> Iterator[Any]:
-        """Immediate children (see :meth:`named_children`)."""
         for _, child in self.named_children():
             yield child
 
     def named_modules(
         self, memo: set | None = None, prefix: str = "", remove_duplicate: bool = True
     ) -> Iterator[tuple[str, Any]]:
-        """``(dotted path, module)`` for this module and every Module/torch module below it."""
+        """``(dotted path, module)`` for this module and every Module/torch module below it
+        (torch's own for a torch hybrid, whose parameters torch finds this way)."""
         if _is_torch_module(self):
             import torch
 
@@ -246,13 +249,8 @@ class Module:
         yield prefix, self
         for name, child in self.named_children():
             path = f"{prefix}.{name}" if prefix else name
-            if isinstance(child, Module):
+            if isinstance(child, Module) or _is_torch_module(child):
                 yield from child.named_modules(memo, path, remove_duplicate)
-            elif _is_torch_module(child):
-                for sub, m in child.named_modules(prefix=path, remove_duplicate=remove_duplicate):
-                    if not remove_duplicate or id(m) not in memo:
-                        memo.add(id(m))
-                        yield sub, m
 
     def modules(self) -> Iterator[Any]:
         for _, m in self.named_modules():
@@ -272,7 +270,10 @@ class Module:
 
     # -- state -----------------------------------------------------------------------------------
     def extra_state(self) -> dict[str, Any]:
-        """Override to add this module's own state (arrays, counters, ...) to ``state_dict``."""
+        """Override to add this module's own state (arrays, counters, ...) to ``state_dict``.
+
+        (Overriding :meth:`state_dict` / :meth:`load_state_dict` themselves works too.)
+        """
         return {}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
@@ -281,92 +282,51 @@ class Module:
     def state_dict(self, *args: Any, destination: Any = None, prefix: str = "", keep_vars: bool = False) -> State:
         """The state of every child by dotted path, plus :meth:`extra_state`.
 
-        Values are the live objects (tensors are not copied), as in torch.
+        Values are the live objects (tensors are not copied), as in torch. Subclasses may
+        override it as torch users do (``s = super().state_dict(); s["data"] = ...``); a
+        child's state is what its own ``state_dict()`` returns, overridden or not.
         """
         out = State() if destination is None else destination
+        children = self.named_children()
         if _is_torch_module(self):
             import torch
 
+            # torch gathers parameters, buffers and torch children; ptdry adds the rest
             torch.nn.Module.state_dict(self, destination=out, prefix=prefix, keep_vars=keep_vars)
-        for name, child in self._state_children():
+            children = [(n, c) for n, c in children if not _is_torch_module(c)]
+        for name, child in children:
             path = prefix + name
-            if isinstance(child, Module):
+            if _is_torch_module(child):
                 child.state_dict(destination=out, prefix=path + ".", keep_vars=keep_vars)
-            elif _is_torch_module(child):
-                child.state_dict(destination=out, prefix=path + ".", keep_vars=keep_vars)
-            else:
+            elif isinstance(child, Module):
+                for key, value in child.state_dict().items():
+                    out[f"{path}.{key}"] = value
+            else:  # an optimizer or a scheduler: its state under one key
                 out[path] = child.state_dict()
         for key, value in self.extra_state().items():
             out[prefix + key] = value
         return out
 
-    def _state_children(self) -> list[tuple[str, Any]]:
-        """Children whose state this module gathers itself (torch gathers its own modules)."""
-        items = list(self.__dict__.get("_dry_children", {}).items())
-        if _is_torch_module(self):
-            return [(n, c) for n, c in items if not _is_torch_module(c)]
-        return items
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Restore :meth:`state_dict` output, all or nothing.
 
-    def load_state_dict(self, state: dict[str, Any], strict: bool = True, assign: bool = False) -> Any:
-        """Restore :meth:`state_dict` output.
+        Every key is checked before anything is loaded: with ``strict``, the keys the base
+        class owns (children and :meth:`extra_state`) must match exactly; tensors must have
+        the shapes of the parameters they go into, and optimizer states the parameter groups
+        of the optimizer. A subclass that overrides this method takes its own keys out of
+        ``state`` and passes the rest to ``super().load_state_dict``.
 
         Raises:
-            StateDictError: with ``strict``, listing every missing and unexpected key.
+            StateDictError: listing every missing, unexpected and mismatched key; nothing
+                was loaded.
         """
-        expected = set(self.state_dict().keys())
-        given = set(state.keys())
-        missing, unexpected = sorted(expected - given), sorted(given - expected)
-        if strict and (missing or unexpected):
-            lines = [f"cannot load state into {type(self).__name__}:"]
-            if missing:
-                lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-            if unexpected:
-                lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-            lines.append("  pass strict=False to load the keys that match")
-            raise StateDictError("\n".join(lines), missing, unexpected)
-        self._load(state, "")
+        problem = state_problems(self, Module.state_dict(self), state, strict)
+        if problem is not None:
+            raise problem
+        apply_state(self, state, strict)
         return None
 
-    def _load(self, state: dict[str, Any], prefix: str) -> None:
-        if not _is_torch_module(self):
-            self._load_own(state, prefix)
-            return
-        import torch
-
-        # torch restores parameters and buffers of the whole torch subtree; every ptdry Module
-        # in that subtree then restores what torch does not know (optimizers, plain Modules,
-        # extra state) — the same split that state_dict() makes.
-        own = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        torch.nn.Module.load_state_dict(self, own, strict=False)
-        for path, m in torch.nn.Module.named_modules(self):
-            if isinstance(m, Module):
-                m._load_own(state, f"{prefix}{path}." if path else prefix)
-
-    def _load_own(self, state: dict[str, Any], prefix: str) -> None:
-        """Restore the children this module gathers itself (see ``_state_children``) and its
-        extra state."""
-        for name, child in self._state_children():
-            path = prefix + name
-            if isinstance(child, Module):
-                child._load(state, path + ".")
-            elif _is_torch_module(child):
-                sub = {k[len(path) + 1 :]: v for k, v in state.items() if k.startswith(path + ".")}
-                child.load_state_dict(sub, strict=False)
-            elif path in state:
-                child.load_state_dict(state[path])
-        self._load_extra(state, prefix)
-
-    def _load_extra(self, state: dict[str, Any], prefix: str) -> None:
-        keys = self.extra_state().keys()
-        extra = {k: state[prefix + k] for k in keys if prefix + k in state}
-        if extra:
-            self.load_extra_state(extra)
-
-    def save_self(self, file: Any) -> None:
-        """Save this module (definition and state) as an archive; see ``ptdry.save_object``."""
-        from ptdry.io.archive import save_object  # the io layer; imported only when used
-
-        save_object(self, file)
+    load_state_dict._dry_base = True  # type: ignore[attr-defined]  # (overrides are not)
 
     # -- readiness and properties -------------------------------------------------------------
     def problems(self) -> list[str]:
@@ -430,59 +390,68 @@ class Module:
 Module.__init__ = _wrap_init(Module.__init__)  # type: ignore[method-assign]
 
 
+def _takes_torch_arguments(fn: Any) -> bool:
+    """Whether a ``state_dict`` override accepts torch's ``destination=``/``prefix=`` call."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return "prefix" in params or any(p.kind == p.VAR_KEYWORD for p in params.values())
+
+
+def _accept_torch_arguments(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Let ``def state_dict(self)`` be called the way torch calls its children's
+    (``state_dict(destination=..., prefix=..., keep_vars=...)``): keys get the prefix."""
+
+    @functools.wraps(fn)
+    def state_dict(self: Any, *args: Any, destination: Any = None, prefix: str = "", keep_vars: bool = False) -> Any:
+        own = fn(self, *args)
+        if destination is None and not prefix:
+            return own
+        out = State() if destination is None else destination
+        for key, value in own.items():
+            out[prefix + key] = value
+        return out
+
+    return state_dict
+
+
 def _brief(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _definition(module: Module, memo: dict[int, ObjectDef], path: str) -> ObjectDef:
-    if id(module) in memo:
-        return memo[id(module)]
-    d = module.__dict__
-    if "_dry_id" not in d:
-        raise ConfigError(f"{path}: {type(module).__name__} was not constructed normally (no dry_id)")
-    node = ObjectDef.__new__(ObjectDef)
-    memo[id(module)] = node
-    node.cls = type(module)
-    node.args = tuple(_def_value(a, memo, f"{path}.args[{i}]") for i, a in enumerate(d["_dry_args"]))
-    data_args = getattr(type(module), "dry_data_args", ())
-    node.kwargs = {
-        k: DataRef.of(v) if k in data_args and v is not None else _def_value(v, memo, f"{path}.{k}")
-        for k, v in d["_dry_kwargs"].items()
-    }
-    node.kwargs["dry_id"] = d["_dry_id"]
-    return node
+def _definition(module: Module) -> ObjectDef:
+    """The definition of ``module``: the one tree walk, with Modules and recipes as nodes."""
+
+    def node(walk: Walk, value: Any, path: str) -> ObjectDef:
+        new = ObjectDef.__new__(type(value) if isinstance(value, ObjectDef) else ObjectDef)
+        walk.remember(value, new)
+        if isinstance(value, ObjectDef):
+            # a recipe (e.g. ObjectDef(torch.optim.SGD, lr=0.1)): copied, its arguments checked
+            new.cls, new.args, new.kwargs = value.cls, walk.args(value.args, path), walk.kwargs(value.kwargs, path)
+            return new
+        d = value.__dict__
+        if "_dry_id" not in d:
+            raise ConfigError(f"{path}: {type(value).__name__} was not constructed normally (no dry_id)")
+        data_args = type(value).dry_data_args
+        new.cls = type(value)
+        new.args = walk.args(d["_dry_args"], path)
+        new.kwargs = {
+            k: DataRef.of(v) if k in data_args and v is not None else walk(v, key_path(path, k))
+            for k, v in d["_dry_kwargs"].items()
+        }
+        new.kwargs["dry_id"] = d["_dry_id"]
+        return new
+
+    return Walk((Module, ObjectDef), node, _storable)(module, type(module).__name__)
 
 
-def _def_value(value: Any, memo: dict[int, ObjectDef], path: str) -> Any:
-    from ptdry.core import serialize
-
-    if isinstance(value, Module):
-        return _definition(value, memo, path)
-    if isinstance(value, ObjectDef):
-        # A recipe (e.g. ObjectDef(torch.optim.SGD, lr=0.1)): copied like a Module's
-        # definition, so its arguments are checked here and a shared recipe stays shared.
-        if id(value) in memo:
-            return memo[id(value)]
-        node = ObjectDef.__new__(type(value))
-        memo[id(value)] = node
-        node.cls = value.cls
-        node.args = tuple(_def_value(a, memo, f"{path}.args[{i}]") for i, a in enumerate(value.args))
-        node.kwargs = {k: _def_value(v, memo, f"{path}.{k}") for k, v in value.kwargs.items()}
-        return node
-    if isinstance(value, list):
-        return [_def_value(v, memo, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, tuple):
-        return tuple(_def_value(v, memo, f"{path}[{i}]") for i, v in enumerate(value))
-    if isinstance(value, dict):
-        out = {}
-        for k, v in value.items():
-            where = f"{path}.{k}" if isinstance(k, str) else f"{path}[{k!r}]"
-            out[_def_value(k, memo, f"{path}<key {k!r}>")] = _def_value(v, memo, where)
-        return out
+def _storable(value: Any, path: str) -> Any:
+    """A copy of a plain argument value, and proof that a definition can store it."""
     if _is_torch_module(value) or isinstance(value, _torch_child_types()):
         raise SerializationError(
             f"argument {path} is a {type(value).__qualname__} instance, whose constructor "
             f"arguments ptdry cannot know; pass ObjectDef({type(value).__qualname__}, ...) instead"
         )
-    return serialize.decode(serialize.encode(value, path))  # a copy, and proof it can be stored
+    return serialize.decode(serialize.encode(value, path))

@@ -21,9 +21,10 @@ from typing import Any, Iterator
 from ptdry.core import serialize
 from ptdry.core.classpath import class_path, import_path
 from ptdry.core.metamodule import Metamodule
+from ptdry.core.traverse import Walk
 from ptdry.errors import ConfigError
 
-__all__ = ["ObjectDef", "Configuration", "build"]
+__all__ = ["Configuration", "ObjectDef", "build", "is_module_class", "iter_defs"]
 
 FORMAT = 1
 
@@ -54,7 +55,7 @@ class ObjectDef:
 
     def without_ids(self) -> "ObjectDef":
         """A copy with every ``dry_id`` removed: builds fresh ids each time (the category)."""
-        return _copy_def(self, {}, strip_ids=True)
+        return _copy_def(self, strip_ids=True)
 
     @property
     def category_hash(self) -> str:
@@ -71,7 +72,7 @@ class ObjectDef:
     def to_dict(self) -> dict:
         """JSON/BSON-safe data; :meth:`from_dict` gives back an equal definition."""
         counts: dict[int, int] = {}
-        for node in _iter_defs(self):
+        for node in iter_defs(self):
             counts[id(node)] = counts.get(id(node), 0) + 1
         numbers: dict[int, int] = {}
 
@@ -179,10 +180,10 @@ class ObjectDef:
     __hash__ = None  # type: ignore[assignment]  # mutable value
 
     def __copy__(self) -> "ObjectDef":
-        return _copy_def(self, {}, strip_ids=False)
+        return _copy_def(self)
 
     def __deepcopy__(self, memo: dict) -> "ObjectDef":
-        return _copy_def(self, {}, strip_ids=False)
+        return _copy_def(self)
 
     def __repr__(self) -> str:
         parts = [_short_name(self.cls)]
@@ -220,140 +221,107 @@ class Configuration(ObjectDef, Metamodule):
 def build(definition: ObjectDef, memo: dict[int, Any] | None = None) -> Any:
     """Build ``definition``; a node reached twice (same object) is built once and shared.
 
-    Errors raised by a constructor keep their type; a note says where in the tree it failed.
+    The root is called whatever it names; nested definitions of ptdry Modules are built,
+    and a nested definition of any other class stays a definition (a recipe its owner
+    builds). Errors raised by a constructor keep their type; a note names where in the tree
+    it failed (``while building Session.trainer.model.optimizer = Optimizer(...)``).
+
+    Args:
+        definition: the tree.
+        memo: ``{id(node): object}`` of nodes already built (e.g. objects a Repo has
+            loaded); filled with what this call builds.
     """
-    memo = {} if memo is None else memo
-    return _build(definition, memo, _short_name(definition.cls))
+
+    def node(walk: Walk, d: ObjectDef, path: str) -> Any:
+        if d is not definition and not is_module_class(d.cls):
+            return _copy_def(d)  # a recipe the owner builds itself
+        args, kwargs = walk.args(d.args, path), walk.kwargs(d.kwargs, path)
+        try:
+            return d.cls(*args, **kwargs)
+        except Exception as exc:
+            if not getattr(exc, "_dry_path_noted", False):  # the innermost node is where it happened
+                exc._dry_path_noted = True  # type: ignore[attr-defined]
+                exc.add_note(f"while building {path} = {_short_name(d.cls)}(...) from an ObjectDef")
+            raise
+
+    walk = Walk((ObjectDef,), node, _copy_leaf)
+    if memo:
+        walk.memo.update(memo)
+    out = walk(definition, _short_name(definition.cls))
+    if memo is not None:
+        memo.update(walk.memo)
+    return out
 
 
-def _build(d: ObjectDef, memo: dict[int, Any], path: str) -> Any:
-    if id(d) in memo:
-        return memo[id(d)]
-    args = [_build_value(a, memo, f"{path}.args[{i}]") for i, a in enumerate(d.args)]
-    kwargs = {k: _build_value(v, memo, f"{path}.{k}") for k, v in d.kwargs.items()}
-    try:
-        obj = d.cls(*args, **kwargs)
-    except Exception as exc:
-        if hasattr(exc, "add_note"):
-            exc.add_note(f"while building {path} = {_short_name(d.cls)}(...) from an ObjectDef")
-        raise
-    memo[id(d)] = obj
-    return obj
+def is_module_class(cls: Any) -> bool:
+    """True for ptdry Module subclasses (marked by ``Module``, so core/objectdef needs no import of it)."""
+    return isinstance(cls, type) and getattr(cls, "_dry_module", False) is True
 
 
-def _build_value(value: Any, memo: dict[int, Any], path: str) -> Any:
-    if isinstance(value, ObjectDef):
-        if _is_module_class(value.cls):
-            return _build(value, memo, path)
-        return _copy_def(value, {}, strip_ids=False)  # a recipe the owner builds itself
-    if isinstance(value, list):
-        return [_build_value(v, memo, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, tuple):
-        return tuple(_build_value(v, memo, f"{path}[{i}]") for i, v in enumerate(value))
-    if isinstance(value, dict):
-        return {k: _build_value(v, memo, f"{path}.{k}") for k, v in value.items()}
+def _copy_leaf(value: Any, path: str) -> Any:
     return copy.deepcopy(value)
 
 
-def _is_module_class(cls: Any) -> bool:
-    from ptdry.core.module import Module  # module.py imports this file
+def _copy_def(d: ObjectDef, *, strip_ids: bool = False, sort: bool = False) -> ObjectDef:
+    """A copy of the tree (shared nodes stay shared); without ``dry_id``\\ s when ``strip_ids``;
+    with keyword arguments and dict entries in a canonical order when ``sort``."""
 
-    return isinstance(cls, type) and issubclass(cls, Module)
+    def node(walk: Walk, value: ObjectDef, path: str) -> ObjectDef:
+        new = ObjectDef.__new__(ObjectDef if sort else type(value))
+        walk.remember(value, new)
+        new.cls = value.cls
+        new.args = walk.args(value.args, path)
+        kwargs = {k: v for k, v in value.kwargs.items() if not (strip_ids and k == "dry_id")}
+        new.kwargs = walk.kwargs(kwargs, path, sort=sort)
+        return new
 
-
-def _copy_def(d: ObjectDef, memo: dict[int, ObjectDef], strip_ids: bool) -> ObjectDef:
-    if id(d) in memo:
-        return memo[id(d)]
-    new = ObjectDef.__new__(type(d))
-    memo[id(d)] = new
-    new.cls = d.cls
-    new.args = tuple(_copy_value(a, memo, strip_ids) for a in d.args)
-    new.kwargs = {
-        k: _copy_value(v, memo, strip_ids) for k, v in d.kwargs.items() if not (strip_ids and k == "dry_id")
-    }
-    return new
+    walk = Walk((ObjectDef,), node, None if sort else _copy_leaf, sort_dicts=sort, sort_key=_canonical_key)
+    return walk(d, "")
 
 
-def _copy_value(value: Any, memo: dict[int, ObjectDef], strip_ids: bool) -> Any:
-    if isinstance(value, ObjectDef):
-        return _copy_def(value, memo, strip_ids)
-    if isinstance(value, list):
-        return [_copy_value(v, memo, strip_ids) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_copy_value(v, memo, strip_ids) for v in value)
-    if isinstance(value, dict):
-        return {k: _copy_value(v, memo, strip_ids) for k, v in value.items()}
-    return copy.deepcopy(value)
+def iter_defs(value: Any) -> list[ObjectDef]:
+    """Every ObjectDef in a tree, once per *reference* (a shared node appears each time it is
+    reached), in depth-first order."""
+    found: list[ObjectDef] = []
 
+    def node(walk: Walk, d: ObjectDef, path: str) -> None:
+        found.append(d)
+        walk.args(d.args, path)
+        walk.kwargs(d.kwargs, path)
 
-def _iter_defs(value: Any) -> Iterator[ObjectDef]:
-    """Every ObjectDef reached in a tree, once per *reference* (shared nodes repeat)."""
-    seen: set[int] = set()
-    stack = [value]
-    while stack:
-        v = stack.pop()
-        if isinstance(v, ObjectDef):
-            yield v
-            if id(v) in seen:
-                continue
-            seen.add(id(v))
-            stack.extend(reversed(list(v.args) + list(v.kwargs.values())))
-        elif isinstance(v, (list, tuple)):
-            stack.extend(reversed(v))
-        elif isinstance(v, dict):
-            stack.extend(reversed(list(v.values())))
+    Walk((ObjectDef,), node, again=lambda d, path: found.append(d))(value, "")
+    return found
 
 
 def _canonical_text(d: ObjectDef) -> str:
     """Canonical JSON of ``d`` with keyword arguments and dict entries in key order, so that
     neither argument order nor which reference of a shared node comes first changes it."""
-    return serialize.canonical_json(_sorted_def(d, {}).to_dict())
+    return serialize.canonical_json(_copy_def(d, sort=True).to_dict())
 
 
-def _sorted_def(d: ObjectDef, memo: dict[int, ObjectDef]) -> ObjectDef:
-    if id(d) in memo:
-        return memo[id(d)]
-    new = ObjectDef.__new__(ObjectDef)
-    memo[id(d)] = new
-    new.cls = d.cls
-    new.args = tuple(_sorted_value(a, memo) for a in d.args)
-    new.kwargs = {k: _sorted_value(d.kwargs[k], memo) for k in sorted(d.kwargs)}
-    return new
-
-
-def _sorted_value(value: Any, memo: dict[int, ObjectDef]) -> Any:
-    if isinstance(value, ObjectDef):
-        return _sorted_def(value, memo)
-    if isinstance(value, list):
-        return [_sorted_value(v, memo) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_sorted_value(v, memo) for v in value)
-    if isinstance(value, dict):
-        return {k: _sorted_value(v, memo) for k, v in _sorted_items(value)}
-    return value
-
-
-def _structure(value: Any) -> Any:
-    """A comparable form of a definition tree that needs no importable names."""
-    if isinstance(value, ObjectDef):
-        args = [_structure(a) for a in value.args]
-        return ("def", value.cls, args, {k: _structure(v) for k, v in value.kwargs.items()})
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, [_structure(v) for v in value])
-    if isinstance(value, dict):
-        return ("dict", [(_structure(k), _structure(v)) for k, v in _sorted_items(value)])
+def _canonical_key(key: Any) -> str:
+    """How dict keys sort in canonical form: by their canonical JSON (repr if not storable)."""
     try:
-        return ("value", serialize.canonical_json(serialize.encode(value)))
+        return serialize.canonical_json(serialize.encode(key, "key"))
     except ConfigError:
-        return ("object", value)
+        return repr(key)
 
 
-def _sorted_items(value: dict) -> list:
-    """Items in the order of their keys' canonical JSON (insertion order if keys can't be stored)."""
-    try:
-        return sorted(value.items(), key=lambda kv: serialize.canonical_json(serialize.encode(kv[0], "key")))
-    except ConfigError:
-        return list(value.items())
+def _structure(d: ObjectDef) -> Any:
+    """A comparable form of a definition tree that needs no importable names: nodes as
+    ``("def", cls, args, kwargs)``, storable values as their canonical JSON, others as
+    themselves (compared by equality)."""
+
+    def node(walk: Walk, value: ObjectDef, path: str) -> tuple:
+        return ("def", value.cls, list(walk.args(value.args, path)), walk.kwargs(value.kwargs, path))
+
+    def leaf(value: Any, path: str) -> tuple:
+        try:
+            return ("value", serialize.canonical_json(serialize.encode(value)))
+        except ConfigError:
+            return ("object", value)
+
+    return Walk((ObjectDef,), node, leaf)(d, "")
 
 
 def _shared_bodies(data: Any) -> dict[Any, dict]:

@@ -12,7 +12,7 @@ import datetime as dt
 from typing import Any, Iterator, Mapping, Sequence
 
 from ptdry.core.module import Module
-from ptdry.core.objectdef import ObjectDef, _iter_defs, build
+from ptdry.core.objectdef import ObjectDef, build, iter_defs
 from ptdry.core.status import Status, utc_now
 from ptdry.db.artifacts import ArtifactStore, FileStore, GridFSStore
 from ptdry.db.history_writer import history_document, insert_new
@@ -184,7 +184,7 @@ class Repo:
             root_name = name or type(obj).__name__
             version, created = self.next_version(root_name, project), utc_now()
         # One definition of the whole tree; each nested Module's node is its definition.
-        defs = {d.dry_id: d for d in _iter_defs(obj.definition()) if d.dry_id is not None}
+        defs = {d.dry_id: d for d in iter_defs(obj.definition()) if d.dry_id is not None}
         docs = []
         for path, module, parent in nodes:
             is_root = module is obj
@@ -370,7 +370,7 @@ class Repo:
             return self._loaded[doc["_id"]]
         definition = ObjectDef.from_dict(doc["definition"])
         # Nested objects this Repo already loaded are reused, so one stored id stays one object.
-        memo = {id(d): self._loaded[d.dry_id] for d in _iter_defs(definition) if d.dry_id in self._loaded}
+        memo = {id(d): self._loaded[d.dry_id] for d in iter_defs(definition) if d.dry_id in self._loaded}
         obj = build(definition, memo)
         root = doc if doc.get("root", doc["_id"]) == doc["_id"] else self.modules.find_one({"_id": doc["root"]})
         if root is None:
