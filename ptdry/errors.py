@@ -40,7 +40,17 @@ __all__ = [
     "TrainingError",
     "UntrustedArchiveError",
     "ValidationError",
+    "add_note",
 ]
+
+
+def add_note(exc: BaseException, note: str) -> None:
+    """Attach ``note`` to ``exc`` (PEP 678; shown with the traceback, matched by pytest),
+    keeping its type — also on Python 3.10, which lacks ``add_note``."""
+    if hasattr(exc, "add_note"):
+        exc.add_note(note)
+    else:  # pragma: no cover - Python 3.10
+        exc.__notes__ = [*getattr(exc, "__notes__", []), note]  # type: ignore[attr-defined]
 
 
 class PtdryError(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from ptdry.core.metamodule import Metamodule
-from ptdry.errors import ConfigError, StateDictError
+from ptdry.errors import ConfigError, StateDictError, add_note
 
 __all__ = ["Callbacks"]
 
@@ -97,8 +97,7 @@ class Callbacks(Metamodule):
             except Exception as exc:
                 if getattr(exc, "ptdry_callback", None) is None:
                     exc.ptdry_callback = key  # type: ignore[attr-defined]
-                    if hasattr(exc, "add_note"):
-                        exc.add_note(f"raised by callback {key!r} in {trigger}")
+                    add_note(exc, f"raised by callback {key!r} in {trigger}")
                 raise
 
     def state_dict(self) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from ptdry.core import serialize
 from ptdry.core.classpath import class_path, import_path
 from ptdry.core.metamodule import Metamodule
 from ptdry.core.traverse import Walk
-from ptdry.errors import ConfigError
+from ptdry.errors import ConfigError, add_note
 
 __all__ = ["Configuration", "ObjectDef", "build", "is_module_class", "iter_defs"]
 
@@ -241,7 +241,7 @@ def build(definition: ObjectDef, memo: dict[int, Any] | None = None) -> Any:
         except Exception as exc:
             if not getattr(exc, "_dry_path_noted", False):  # the innermost node is where it happened
                 exc._dry_path_noted = True  # type: ignore[attr-defined]
-                exc.add_note(f"while building {path} = {_short_name(d.cls)}(...) from an ObjectDef")
+                add_note(exc, f"while building {path} = {_short_name(d.cls)}(...) from an ObjectDef")
             raise
 
     walk = Walk((ObjectDef,), node, _copy_leaf)

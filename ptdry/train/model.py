@@ -16,7 +16,7 @@ import torch
 
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
-from ptdry.errors import ConfigError, NotReadyError
+from ptdry.errors import ConfigError, NotReadyError, add_note
 
 __all__ = ["Criterion", "Model", "Optimizer"]
 
@@ -44,6 +44,7 @@ class Optimizer(Module):
             raise ConfigError(
                 f"optimizer_cls must be an optimizer class such as torch.optim.Adam; received {optimizer_cls!r}"
             )
+        _check_arguments(optimizer_cls, kwargs)
         self.optimizer_cls = optimizer_cls
         self.kwargs = dict(kwargs)
 
@@ -193,6 +194,17 @@ class Model(Module):
             return self.net(*inputs)
         finally:
             self.net.train(was_training)
+
+
+def _check_arguments(optimizer_cls: type, kwargs: dict[str, Any]) -> None:
+    """Build the optimizer once over a dummy parameter, so bad arguments (``lr="0.1"``) fail
+    here, where the Optimizer is made, not later when a Model binds it."""
+    try:
+        optimizer_cls([torch.zeros(1, requires_grad=True)], **kwargs)
+    except Exception as exc:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
+        add_note(exc, f"{optimizer_cls.__module__}.{optimizer_cls.__qualname__} rejected {given}")
+        raise
 
 
 def _build_net(definition: ObjectDef, init_seed: int | None) -> torch.nn.Module:

@@ -17,7 +17,7 @@ import torch
 
 from ptdry.core.module import Module
 from ptdry.core.statistic import Statistic
-from ptdry.errors import ConfigError, NotReadyError, TrainingError
+from ptdry.errors import ConfigError, NotReadyError, TrainingError, add_note
 from ptdry.train.callbacks.nan_detector import NaNDetector
 from ptdry.train.callbacks.progress_bar import ProgressBar
 from ptdry.train.looper import Looper
@@ -390,8 +390,7 @@ class Trainer(ResumableTrainer, Module):
                 fn(trainer=self, step=self.looper.steps_done, epoch=self.epoch, exception=exc)
             except Exception as inner:  # the original error is what the caller must see
                 log.exception("callback %s failed in on_exception", name)
-                if hasattr(exc, "add_note"):
-                    exc.add_note(f"callback {name!r} also failed in on_exception: {inner!r}")
+                add_note(exc, f"callback {name!r} also failed in on_exception: {inner!r}")
         run.in_epoch = False
         if self.status.state == "running":
             if isinstance(exc, KeyboardInterrupt):
