@@ -278,3 +278,38 @@ def test_validation_error_is_a_config_error_and_a_value_error():
         s.mode = "x"
     with pytest.raises(ConfigError, match=r"Split\.mode"):
         s.mode = "x"
+
+
+def test_ptdry_constructors_validate_their_arguments_with_properties():
+    from ptdry import Looper, ValidationError
+
+    with pytest.raises(ValidationError, match=r"Looper\.batch_size must be an integer: not an integer; received '32'"):
+        Looper(batch_size="32")
+
+
+def test_setting_a_property_after_construction_updates_the_definition():
+    from ptdry import Looper
+
+    looper = Looper(epochs=3)
+    looper.epochs = 10
+    assert looper.definition().kwargs["epochs"] == 10
+    assert looper.definition().build().epochs == 10
+
+
+def test_arguments_are_recorded_as_given_during_construction():
+    from ptdry import TimeLimit
+
+    assert TimeLimit(seconds=5).definition().kwargs["seconds"] == 5  # not the normalized 5.0
+
+
+def test_a_refused_child_leaves_the_tree_unchanged():
+    import torch
+
+    from ptdry import ObjectDef, Trainer, ValidationError
+    from ptdry.train.model import Criterion, Model, Optimizer
+
+    trainer = Trainer(Model(ObjectDef(torch.nn.Linear, 2, 2), Optimizer(torch.optim.SGD, lr=0.1), Criterion(torch.nn.MSELoss)), progress_bar=False)
+    looper = trainer.looper
+    with pytest.raises(ValidationError, match="Trainer.looper"):
+        trainer.looper = torch.nn.Linear(1, 1)
+    assert trainer.looper is looper and dict(trainer.named_children())["looper"] is looper

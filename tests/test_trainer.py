@@ -254,10 +254,10 @@ def test_callback_names_are_made_unique_and_checked(caplog):
     "kwargs, message",
     [
         ({"model": torch.nn.Linear(2, 2)}, r"model must be a ptdry Model\(net, optimizer, criterion\)"),
-        ({"looper": 3}, r"looper must be a Looper\(epochs=\.\.\., batch_size=\.\.\.\); received 3"),
+        ({"looper": 3}, r"Trainer\.looper must be a Looper\(epochs=\.\.\., batch_size=\.\.\.\): int given; received 3"),
         ({"callbacks": Recorder()}, r"callbacks must be a list of callbacks; received Recorder"),
         ({"metrics": ("f2",)}, r"unknown metric 'f2'; known: \['accuracy'\]"),
-        ({"log_every_n_steps": 0}, r"log_every_n_steps must be a positive integer; received 0"),
+        ({"log_every_n_steps": 0}, r"Trainer\.log_every_n_steps must be an integer: below the minimum 1; received 0"),
     ],
 )
 def test_bad_trainer_arguments_are_named(kwargs, message):
@@ -267,9 +267,9 @@ def test_bad_trainer_arguments_are_named(kwargs, message):
 
 
 def test_looper_arguments_are_checked():
-    with pytest.raises(ConfigError, match=r"epochs must be a positive integer; received 0"):
+    with pytest.raises(ConfigError, match=r"Looper\.epochs must be an integer: below the minimum 1; received 0"):
         Looper(epochs=0)
-    with pytest.raises(ConfigError, match=r"max_steps must be a positive integer or None; received -1"):
+    with pytest.raises(ConfigError, match=r"Looper\.max_steps must be an integer: below the minimum 1; received -1"):
         Looper(max_steps=-1)
 
 

@@ -96,6 +96,7 @@ def _wrap_init(init: Callable[..., None]) -> Callable[..., None]:
         d["_dry_args"], d["_dry_kwargs"] = _capture(sig, args, kwargs)
         d["_dry_id"] = dry_id
         init(self, *args, **kwargs)
+        d["_dry_ready"] = True  # constructed: Properties set from now on update the recorded kwargs
 
     __init__._dry_wrapped = True  # type: ignore[attr-defined]
     return __init__
@@ -185,12 +186,12 @@ class Module:
         d = self.__dict__
         if "_dry_children" not in d:
             _setup(self)
+        super().__setattr__(name, value)  # first: a Property that refuses the value changes nothing
         children = d["_dry_children"]
         if _is_child(value):
             children[name] = value
         elif name in children:
             del children[name]
-        super().__setattr__(name, value)
 
     def __delattr__(self, name: str) -> None:
         self.__dict__.get("_dry_children", {}).pop(name, None)

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ptdry.errors import ConfigError, ValidationError
 
-__all__ = ["Bool", "Choice", "Float", "Int", "Partition", "Property", "Seq", "Str", "add_listener"]
+__all__ = ["Bool", "Choice", "Float", "Instance", "Int", "Partition", "Property", "Seq", "Str", "add_listener"]
 
 _MISSING = object()
 Validator = Callable[[Any], Any]
@@ -72,22 +72,27 @@ class Property:
         return d[self.name]
 
     def __set__(self, obj: Any, value: Any) -> None:
-        new = self.validate(value)
+        new = self.validate(value, type(obj).__name__)
         d = obj.__dict__
         old = d.get(self.name, self.default)
         d[self.name] = new
+        recorded = d.get("_dry_kwargs")
+        if d.get("_dry_ready") and recorded is not None and self.name in recorded:
+            recorded[self.name] = new  # a Module's definition records the argument as it is now
         if old is _MISSING or not _equal(old, new):
             for fn in list(d.get("_dry_listeners", {}).get(self.name, ())):
                 fn(self.name, None if old is _MISSING else old, new, obj)
 
-    def validate(self, value: Any) -> Any:
-        """Return the (normalized) value or raise :class:`ValidationError`."""
+    def validate(self, value: Any, owner: str | None = None) -> Any:
+        """Return the (normalized) value or raise :class:`ValidationError` naming
+        ``<owner>.<name>`` (owner: the class the property is set on; default: its class)."""
         try:
             return self.accept(value)
         except ValidationError:
             raise
         except (TypeError, ValueError) as exc:
-            raise ValidationError(f"{self._label()} must be {self.kind}: {exc}; received {value!r}") from None
+            label = f"{owner}.{self.name}" if owner and self.name != "?" else self._label()
+            raise ValidationError(f"{label} must be {self.kind}: {exc}; received {_brief(value)}") from None
 
     def accept(self, value: Any) -> Any:
         """:meth:`check` plus the user's validators; raises TypeError/ValueError (no context)."""
@@ -119,9 +124,16 @@ def _equal(a: Any, b: Any) -> bool:
         return a is b
 
 
-def _bounds(value: float, lo: float | None, hi: float | None) -> None:
+def _brief(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _bounds(value: float, lo: float | None, hi: float | None, above: float | None = None) -> None:
     if lo is not None and value < lo:
         raise ValueError(f"below the minimum {lo}")
+    if above is not None and value <= above:
+        raise ValueError(f"not above {above}")
     if hi is not None and value > hi:
         raise ValueError(f"above the maximum {hi}")
 
@@ -144,12 +156,21 @@ class Int(Property):
 
 
 class Float(Property):
-    """A real number (ints accepted, stored as float), optionally within ``[min, max]``."""
+    """A real number (ints accepted, stored as float), optionally within ``[min, max]`` and
+    strictly greater than ``above``."""
 
     kind = "a number"
 
-    def __init__(self, default: Any = _MISSING, *, min: float | None = None, max: float | None = None, **kw: Any):
-        self.min, self.max = min, max
+    def __init__(
+        self,
+        default: Any = _MISSING,
+        *,
+        min: float | None = None,
+        max: float | None = None,
+        above: float | None = None,
+        **kw: Any,
+    ):
+        self.min, self.max, self.above = min, max, above
         super().__init__(default, **kw)
 
     def check(self, value: Any) -> float:
@@ -158,7 +179,7 @@ class Float(Property):
         value = float(value)
         if math.isnan(value):
             raise ValueError("NaN is not allowed")
-        _bounds(value, self.min, self.max)
+        _bounds(value, self.min, self.max, self.above)
         return value
 
 
@@ -176,6 +197,33 @@ class Str(Property):
             raise TypeError("not a string")
         if self.nonempty and not value:
             raise ValueError("empty")
+        return value
+
+
+class Instance(Property):
+    """An instance of a class (or of one of a tuple of classes); ``kind`` says what to pass.
+
+    Example:
+        >>> from ptdry import Module
+        >>> class Owner(Module):
+        ...     part = Instance(dict, kind="a dict of parts")
+        ...     def __init__(self, part):
+        ...         self.part = part
+        >>> Owner(part=3)
+        Traceback (most recent call last):
+        ...
+        ptdry.errors.ValidationError: Owner.part must be a dict of parts: int given; received 3
+    """
+
+    def __init__(self, types: type | tuple[type, ...], default: Any = _MISSING, *, kind: str | None = None, **kw: Any):
+        self.types = types
+        names = [t.__name__ for t in (types if isinstance(types, tuple) else (types,))]
+        self.kind = kind or "an instance of " + " or ".join(names)
+        super().__init__(default, **kw)
+
+    def check(self, value: Any) -> Any:
+        if not isinstance(value, self.types):
+            raise TypeError(f"{type(value).__qualname__} given")
         return value
 
 

@@ -11,19 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 from ptdry.core.module import Module
+from ptdry.core.properties import Int
 from ptdry.data.loader import Batches
 from ptdry.errors import ConfigError
 
 __all__ = ["Looper"]
-
-
-def _int(name: str, value: Any, minimum: int, allow_none: bool = False) -> Any:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise ConfigError(f"{name} must be {what}{' or None' if allow_none else ''}; received {value!r}")
-    return value
 
 
 class Looper(Module):
@@ -46,6 +38,11 @@ class Looper(Module):
         {'epochs_done': 1, 'batches_done': 0, 'steps_done': 1}
     """
 
+    epochs = Int(min=1)
+    batch_size = Int(min=1)
+    val_every_n_epochs = Int(min=0)
+    max_steps = Int(min=1, allow_none=True)
+
     def __init__(
         self,
         epochs: int = 1,
@@ -55,10 +52,10 @@ class Looper(Module):
         shuffle: bool = True,
         drop_last: bool = False,
     ) -> None:
-        self.epochs = _int("epochs", epochs, 1)
-        self.batch_size = _int("batch_size", batch_size, 1)
-        self.val_every_n_epochs = _int("val_every_n_epochs", val_every_n_epochs, 0)
-        self.max_steps = _int("max_steps", max_steps, 1, allow_none=True)
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.val_every_n_epochs = val_every_n_epochs
+        self.max_steps = max_steps
         self.shuffle = bool(shuffle)
         self.drop_last = bool(drop_last)
         self.reset()

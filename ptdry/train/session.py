@@ -18,6 +18,7 @@ import threading
 from typing import Any, Sequence
 
 from ptdry.core.module import Module
+from ptdry.core.properties import Float, Instance, Int, Property, Str
 from ptdry.core.status import utc_now
 from ptdry.db.history_writer import HistoryWriter, read_history, sync_journals
 from ptdry.db.interface import DBInterface, db_down_errors
@@ -44,6 +45,13 @@ class RunResult:
 
     def __getitem__(self, metric: str) -> float:
         return self.metrics[metric]
+
+
+def _provides(data: Any) -> bool:
+    """A DataProvider, or anything with its ``provide``/``has`` methods."""
+    if not hasattr(data, "provide"):
+        raise TypeError(f"a DataProvider is needed, not a {type(data).__qualname__}")
+    return True
 
 
 class _Heartbeat(threading.Thread):
@@ -122,6 +130,12 @@ class Session(Module):
         >>> result["test.accuracy"]          # doctest: +SKIP
     """
 
+    trainer = Instance(Trainer, kind="a ptdry Trainer")
+    data = Property(validators=[_provides], doc="the DataProvider")
+    name = Str(nonempty=True, allow_none=True)
+    seed = Int()
+    heartbeat_interval = Float(above=0.0)
+
     def __init__(
         self,
         trainer: Trainer,
@@ -133,16 +147,6 @@ class Session(Module):
         tags: Sequence[str] = (),
         heartbeat_interval: float = 5.0,
     ) -> None:
-        if not isinstance(trainer, Trainer):
-            raise ConfigError(f"trainer must be a ptdry Trainer; received {type(trainer).__qualname__}")
-        if not hasattr(data, "provide"):
-            raise ConfigError(f"data must be a DataProvider; received {type(data).__qualname__}")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"seed must be an integer; received {seed!r}")
-        if name is not None and (not isinstance(name, str) or not name):
-            raise ConfigError(f"name must be a non-empty string or None; received {name!r}")
-        if not heartbeat_interval > 0:
-            raise ConfigError(f"heartbeat_interval must be > 0 seconds; received {heartbeat_interval!r}")
         self.trainer = trainer
         self.data = data
         self.db = db if isinstance(db, DBInterface) else DBInterface(db)
@@ -150,7 +154,7 @@ class Session(Module):
         self.seed = seed
         self.project = project
         self.tags = [tags] if isinstance(tags, str) else list(tags)
-        self.heartbeat_interval = float(heartbeat_interval)
+        self.heartbeat_interval = heartbeat_interval
         # The run's history is the trainer's: the summary and `ptdry runs` read it. It lives
         # in the `history` collection, not in every checkpoint (runs may log millions of
         # points): states record only its length, and load() reads it back.

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ptdry.core.module import Module
+from ptdry.core.properties import Instance, Int
 from ptdry.core.statistic import Statistic
 from ptdry.errors import ConfigError, NotReadyError, TrainingError, add_note
 from ptdry.train.callbacks.nan_detector import NaNDetector
@@ -76,6 +77,10 @@ class Trainer(ResumableTrainer, Module):
     #: set this to False on the instance; the trees saving and loading must agree).
     history_in_state: bool = True
 
+    model = Instance(Model, kind="a ptdry Model(net, optimizer, criterion)")
+    looper = Instance(Looper, kind="a Looper(epochs=..., batch_size=...)")
+    log_every_n_steps = Int(min=1)
+
     def __init__(
         self,
         model: Model,
@@ -87,14 +92,8 @@ class Trainer(ResumableTrainer, Module):
         detect_nan: bool = True,
         log_every_n_steps: int = 1,
     ) -> None:
-        if not isinstance(model, Model):
-            raise ConfigError(f"model must be a ptdry Model(net, optimizer, criterion); received {model!r}")
-        if looper is not None and not isinstance(looper, Looper):
-            raise ConfigError(f"looper must be a Looper(epochs=..., batch_size=...); received {looper!r}")
         if not isinstance(callbacks, (list, tuple)):
             raise ConfigError(f"callbacks must be a list of callbacks; received {type(callbacks).__qualname__}")
-        if isinstance(log_every_n_steps, bool) or not isinstance(log_every_n_steps, int) or log_every_n_steps < 1:
-            raise ConfigError(f"log_every_n_steps must be a positive integer; received {log_every_n_steps!r}")
         self.model = model
         self.looper = looper if looper is not None else Looper()
         self.metric_fns = resolve_metrics(metrics)

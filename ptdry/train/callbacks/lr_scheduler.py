@@ -7,6 +7,7 @@ from typing import Any, Mapping
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ptdry.core.callback import Callback
+from ptdry.core.properties import Choice
 from ptdry.errors import ConfigError, NotReadyError
 
 __all__ = ["LRScheduler"]
@@ -41,13 +42,13 @@ class LRScheduler(Callback):
         [0.5]
     """
 
+    interval = Choice(["epoch", "step"])
+
     def __init__(self, scheduler_cls: type, monitor: str | None = None, interval: str = "epoch", log_lr: bool = True, **kwargs: Any) -> None:
         if not isinstance(scheduler_cls, type):
             raise ConfigError(
                 f"scheduler_cls must be a scheduler class such as torch.optim.lr_scheduler.StepLR; received {scheduler_cls!r}"
             )
-        if interval not in ("epoch", "step"):
-            raise ConfigError(f"interval must be 'epoch' or 'step'; received {interval!r}")
         self.scheduler_cls = scheduler_cls
         self.interval = interval
         self.log_lr = bool(log_lr)

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from ptdry.core.callback import Callback
 from ptdry.core.history import metric_mode
-from ptdry.errors import ConfigError
+from ptdry.core.properties import Choice, Float, Str
 
 __all__ = ["MonitorCallback"]
 
@@ -27,20 +27,16 @@ class MonitorCallback(Callback):
         ('max', True, False)
     """
 
-    monitor: str
-    mode: str
-    min_delta: float
+    monitor = Str(nonempty=True, doc="a metric name such as 'val.loss'")
+    mode = Choice(["auto", "min", "max"])
+    min_delta = Float(min=0.0)
 
     def _init_monitor(self, monitor: str, mode: str = "auto", min_delta: float = 0.0) -> None:
-        if not isinstance(monitor, str) or not monitor:
-            raise ConfigError(f"monitor must be a metric name such as 'val.loss'; received {monitor!r}")
-        if mode not in ("auto", "min", "max"):
-            raise ConfigError(f"mode must be 'auto', 'min' or 'max'; received {mode!r}")
-        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or min_delta < 0:
-            raise ConfigError(f"min_delta must be a number >= 0; received {min_delta!r}")
         self.monitor = monitor
-        self.mode = metric_mode(monitor) if mode == "auto" else mode
-        self.min_delta = float(min_delta)
+        self.mode = mode
+        if self.mode == "auto":
+            self.mode = metric_mode(monitor)
+        self.min_delta = min_delta
 
     def monitored(self, metrics: Mapping[str, Any]) -> float | None:
         """The monitored value in ``metrics``, or None when absent."""

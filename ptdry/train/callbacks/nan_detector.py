@@ -6,7 +6,8 @@ import math
 from typing import Any
 
 from ptdry.core.callback import Callback
-from ptdry.errors import ConfigError, TrainingError
+from ptdry.core.properties import Choice
+from ptdry.errors import TrainingError
 
 __all__ = ["NaNDetector"]
 
@@ -29,9 +30,9 @@ class NaNDetector(Callback):
         loss is nan at step 3 (epoch 1)
     """
 
+    action = Choice(["raise", "stop"])
+
     def __init__(self, action: str = "raise") -> None:
-        if action not in ("raise", "stop"):
-            raise ConfigError(f"action must be 'raise' or 'stop'; received {action!r}")
         self.action = action
 
     def on_step_end(self, trainer: Any, step: int, epoch: int, loss: float | None = None, **_: Any) -> None:

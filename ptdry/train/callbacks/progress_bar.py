@@ -6,7 +6,7 @@ import sys
 from typing import Any, Mapping
 
 from ptdry.core.callback import Callback
-from ptdry.errors import ConfigError
+from ptdry.core.properties import Int
 
 __all__ = ["ProgressBar"]
 
@@ -22,9 +22,9 @@ class ProgressBar(Callback):
         leave: keep each epoch's finished bar on screen.
     """
 
+    refresh_every = Int(min=1)
+
     def __init__(self, refresh_every: int = 10, leave: bool = True) -> None:
-        if isinstance(refresh_every, bool) or not isinstance(refresh_every, int) or refresh_every < 1:
-            raise ConfigError(f"refresh_every must be a positive integer; received {refresh_every!r}")
         self.refresh_every = refresh_every
         self.leave = bool(leave)
         self._bar: Any = None

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from ptdry.core.callback import Callback
-from ptdry.errors import ConfigError
+from ptdry.core.properties import Float
 
 __all__ = ["TimeLimit", "Timer"]
 
@@ -65,10 +65,10 @@ class TimeLimit(Callback):
         time limit of 0s reached
     """
 
+    seconds = Float(min=0.0)
+
     def __init__(self, seconds: float) -> None:
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds < 0:
-            raise ConfigError(f"seconds must be a number >= 0; received {seconds!r}")
-        self.seconds = float(seconds)
+        self.seconds = seconds
         self.elapsed_before = 0.0
         self._start: float | None = None
 
