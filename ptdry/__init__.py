@@ -1,5 +1,6 @@
 """ptdry: compose experiments as trees of Modules, run them, and find every run again in MongoDB."""
 
+from ptdry.core.allowed import allow
 from ptdry.core.callback import Callback
 from ptdry.core.callbacks import Callbacks
 from ptdry.core.history import History
@@ -115,6 +116,7 @@ __all__ = [
     "UntrustedArchiveError",
     "ValidationError",
     "__version__",
+    "allow",
     "build",
     "load_object",
     "save_object",

@@ -15,6 +15,7 @@ import sys
 import uuid
 from typing import Any, Callable, Iterator
 
+from ptdry.core.allowed import TRUSTED
 from ptdry.core.callbacks import Callbacks
 from ptdry.core.dataref import DataRef
 from ptdry.core.history import History
@@ -485,4 +486,5 @@ def _def_value(value: Any, memo: dict[int, ObjectDef], path: str) -> Any:
             f"argument {path} is a {type(value).__qualname__} instance, whose constructor "
             f"arguments ptdry cannot know; pass ObjectDef({type(value).__qualname__}, ...) instead"
         )
-    return serialize.decode(serialize.encode(value, path))  # a copy, and proof it can be stored
+    # a copy, and proof it can be stored; the value is the caller's own, so its names are trusted
+    return serialize.decode(serialize.encode(value, path), policy=TRUSTED)

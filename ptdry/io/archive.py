@@ -6,7 +6,8 @@ definition, the JSON part of the state), ``tensors.safetensors``, ``arrays/<n>.n
 (loading those needs ``trusted=True``). :func:`state_to_bytes` writes a bare state in the
 same layout (format ``"ptdry-state"``), so there is one code path. Writes to a path are
 atomic. Every problem met while loading raises :class:`~ptdry.errors.ArchiveError` naming
-the file. See ``docs/archives.md``.
+the file. Loading imports and calls only allowed classes and functions unless
+``trusted=True`` (:mod:`ptdry.core.allowed`). See ``docs/archives.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
 from ptdry.core.state import State
 from ptdry.core.versions import library_versions
-from ptdry.errors import ArchiveError, ConfigError
+from ptdry.errors import ArchiveError, ConfigError, UntrustedArchiveError
 from ptdry.io import codec
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load_object", "save_object", "state_from_bytes", "state_to_bytes"]
@@ -60,16 +61,26 @@ def state_to_bytes(state: Mapping[Any, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def state_from_bytes(data: bytes, *, trusted: bool = False, source: str = "<bytes>") -> State:
+def state_from_bytes(
+    data: bytes,
+    *,
+    trusted: bool = False,
+    allowed: Iterable[Any] = (),
+    source: str = "<bytes>",
+) -> State:
     """Read a state written by :func:`state_to_bytes` (or the state of an archive).
 
     Args:
         data: the bytes.
-        trusted: allow unpickling values that nothing else could store (runs code).
+        trusted: the source is trusted: unpickle values that nothing else could store, and
+            import any class or function the state names (runs code).
+        allowed: classes or functions the state may name besides the allowed ones (see
+            :mod:`ptdry.core.allowed`).
         source: names the bytes in error messages (e.g. ``"artifact state of <id>"``).
 
     Raises:
-        UntrustedArchiveError: the state holds pickled values and ``trusted`` is false.
+        UntrustedArchiveError: the state holds pickled values, or names a class or function
+            that is not allowed, and ``trusted`` is false.
         ArchiveError: the bytes are not a ptdry state, are corrupt or too new.
     """
     where = f"state from {source}"
@@ -78,7 +89,9 @@ def state_from_bytes(data: bytes, *, trusted: bool = False, source: str = "<byte
     with _open_zip(io.BytesIO(bytes(data)), where) as zf:
         manifest = _read_manifest(zf, where, (STATE_FORMAT, FORMAT))
         read = _reader(zf, where)
-        return codec.decode_state(manifest, read, trusted=trusted, where=where, func="state_from_bytes")
+        return codec.decode_state(
+            manifest, read, trusted=trusted, allowed=allowed, where=where, func="state_from_bytes"
+        )
 
 
 def save_object(obj: Module, file: PathOrFile) -> None:
@@ -114,16 +127,24 @@ def save_object(obj: Module, file: PathOrFile) -> None:
     file.write(buffer.getvalue())
 
 
-def load_object(file: PathOrFile, *, trusted: bool = False) -> Module:
+def load_object(file: PathOrFile, *, trusted: bool = False, allowed: Iterable[Any] = ()) -> Module:
     """Rebuild the Module saved by :func:`save_object`: same class, definition, ``dry_id``, state.
+
+    Loading is safe by default: nothing is unpickled, and the definition may only name
+    classes and functions that are allowed (ptdry and torch model classes, classes of
+    modules you imported, a short allow-list, and what you registered with
+    :func:`ptdry.allow`; see ``docs/archives.md``).
 
     Args:
         file: a path, or a binary file object (read from its current position to the end).
-        trusted: allow unpickling values that nothing else could store (runs code).
+        trusted: the file is trusted: unpickle values that nothing else could store, and
+            import and call any class or function it names (runs code).
+        allowed: classes or functions to allow for this load, besides the allowed ones.
 
     Raises:
-        UntrustedArchiveError: the archive holds pickled values and ``trusted`` is false;
-            nothing is unpickled and no object is built.
+        UntrustedArchiveError: the archive holds pickled values, or names a class or
+            function that is not allowed, and ``trusted`` is false; nothing is unpickled,
+            imported or built. The message names the path in the tree and the name.
         ArchiveError: the file is missing, unreadable, corrupt, not a ptdry archive, written
             by a newer ptdry, or its definition/state no longer fits the class.
     """
@@ -132,7 +153,7 @@ def load_object(file: PathOrFile, *, trusted: bool = False) -> Module:
         where = f"archive {path}"
         try:
             with open(path, "rb") as f:
-                return _load(f, where, trusted)
+                return _load(f, where, trusted, allowed)
         except FileNotFoundError as exc:
             raise _fail(where, "no such file") from exc
         except IsADirectoryError as exc:
@@ -152,20 +173,22 @@ def load_object(file: PathOrFile, *, trusted: bool = False) -> Module:
         raise _fail(where, f"reading failed ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, (bytes, bytearray)):
         raise _fail(where, "it is not a binary file object (open it with 'rb')")
-    return _load(io.BytesIO(data), where, trusted)
+    return _load(io.BytesIO(data), where, trusted, allowed)
 
 
 # -- loading -------------------------------------------------------------------------------
-def _load(f: BinaryIO, where: str, trusted: bool) -> Module:
+def _load(f: BinaryIO, where: str, trusted: bool, allowed: Iterable[Any]) -> Module:
     with _open_zip(f, where) as zf:
         manifest = _read_manifest(zf, where, (FORMAT,))
         cls_path, definition = manifest.get("class"), manifest.get("definition")
         if not isinstance(cls_path, str) or not isinstance(definition, dict):
             raise _fail(where, "its manifest lacks the class or the definition")
         read = _reader(zf, where)
-        state = codec.decode_state(manifest, read, trusted=trusted, where=where, func="load_object")
+        state = codec.decode_state(manifest, read, trusted=trusted, allowed=allowed, where=where, func="load_object")
     try:
-        tree = ObjectDef.from_dict(definition)
+        tree = ObjectDef.from_dict(definition, trusted=trusted, allowed=allowed)
+    except UntrustedArchiveError as exc:  # nothing was imported or called
+        raise UntrustedArchiveError(f"cannot load {where}: {exc}") from None
     except Exception as exc:
         raise _fail(where, f"cannot read its definition of {cls_path} ({_brief(exc)})") from exc
     root = tree.cls
