@@ -268,7 +268,9 @@ def _lookup(module: Any, qualname: str, name: str) -> Any:
         try:
             obj = inspect.getattr_static(obj, part)
         except AttributeError:
-            raise ConfigError(f"module {module.__name__!r} has no attribute {qualname!r} (from class path {name!r})") from None
+            raise ConfigError(
+                f"module {module.__name__!r} has no attribute {qualname!r} (from class path {name!r})"
+            ) from None
     return obj
 
 

@@ -137,7 +137,9 @@ class ObjectDef:
             if "node" in body:
                 nodes[body["node"]] = d
             d.cls = policy.resolve(body.get("cls"), path)
-            d.args = tuple(serialize.decode(a, hook, policy=policy, path=f"{path}.args[{i}]") for i, a in enumerate(args))
+            d.args = tuple(
+                serialize.decode(a, hook, policy=policy, path=f"{path}.args[{i}]") for i, a in enumerate(args)
+            )
             d.kwargs = {k: serialize.decode(v, hook, policy=policy, path=f"{path}.{k}") for k, v in kwargs.items()}
             return d
 

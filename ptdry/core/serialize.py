@@ -222,7 +222,9 @@ def short_repr(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def decode(data: Any, hook: DecodeHook | None = None, *, policy: ImportPolicy | None = None, path: str = "value") -> Any:
+def decode(
+    data: Any, hook: DecodeHook | None = None, *, policy: ImportPolicy | None = None, path: str = "value"
+) -> Any:
     """Invert :func:`encode`; ``hook(marker, payload, path)`` decodes markers it knows first.
 
     Classes, functions and enums named in the data are resolved by ``policy`` (default: the
