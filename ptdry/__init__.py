@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 #: Where each public name lives; ``ptdry.<name>`` imports that module on first use.
 _EXPORTS: dict[str, str] = {
+    "allow": "ptdry.core.allowed",
     "Callback": "ptdry.core.callback",
     "Callbacks": "ptdry.core.callbacks",
     "History": "ptdry.core.history",

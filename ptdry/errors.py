@@ -10,7 +10,8 @@ Each class also inherits the matching built-in, so both ``except ptdry.ConfigErr
     ├── StateDictError (KeyError)           missing/unexpected/mismatched keys in load_state_dict
     ├── NotReadyError (RuntimeError)        Status.check() found problems
     ├── ArchiveError (ValueError)           unreadable, corrupt or foreign archive
-    │   └── UntrustedArchiveError           archive needs pickle; pass trusted=True
+    │   └── UntrustedArchiveError           loading would unpickle, or import or call a
+    │                                       name not allowed (archive or database document)
     ├── DBError (RuntimeError)              database layer
     │   ├── ServerUnavailableError (ConnectionError)
     │   ├── NotFoundError (LookupError)
@@ -93,7 +94,9 @@ class ArchiveError(PtdryError, ValueError):
 
 
 class UntrustedArchiveError(ArchiveError):
-    """An archive holds pickled values; loading them needs ``trusted=True``."""
+    """Loading an archive or a database document would run code it chose: unpickle values,
+    or import or call a class or function that is not allowed (see ``ptdry.allow``). The
+    message names the path in the tree and the name; ``trusted=True`` loads it anyway."""
 
 
 class DBError(PtdryError, RuntimeError):

@@ -9,6 +9,7 @@ import os
 import pathlib
 import random
 import re
+import sys
 import time
 import zipfile
 
@@ -420,7 +421,7 @@ def test_a_zip_without_a_manifest_is_not_a_ptdry_archive(tmp_path):
         (lambda m: m["definition"].update(cls="no_such_module:Thing"), "no_such_module"),
         (lambda m: m["definition"]["kwargs"].update(n="four"), "cannot build test_archive:Tied"),
         (lambda m: m.update({"class": "test_archive:Net"}), "not the Module test_archive:Net"),
-        (lambda m: m["definition"].update(cls="collections:OrderedDict"), "definition is of collections:OrderedDict"),
+        (lambda m: m["definition"].update(cls="builtins:dict"), "definition is of builtins:dict"),
         (lambda m: m.update(entries={"not": "a list"}), "state entries"),
         (lambda m: m.update(entries=[["x", {"__tensor_ref__": {"name": "x", "dtype": "float32", "shape": [2]}}]]), "missing"),
     ],
@@ -439,8 +440,11 @@ def test_a_definition_naming_a_function_instead_of_a_module_is_never_called(tmp_
         m["class"] = m["definition"]["cls"] = "test_archive:_touch"
         m["definition"]["args"], m["definition"]["kwargs"] = [str(marker)], {}
 
+    data = rewrite(archive_bytes(Tied()), point_at_touch)
+    with pytest.raises(UntrustedArchiveError, match="definition names test_archive:_touch"):
+        load_object(io.BytesIO(data))  # a plain function is not allowed at all
     with pytest.raises(ArchiveError, match="not the Module test_archive:_touch"):
-        load_object(io.BytesIO(rewrite(archive_bytes(Tied()), point_at_touch)))
+        load_object(io.BytesIO(data), trusted=True)  # and the root must be the Module, trusted or not
     assert not marker.exists()
 
 
@@ -565,6 +569,88 @@ def test_corrupted_members_inside_a_well_formed_zip_raise_only_ptdry_errors():
         outcomes["loaded"] += 1
     assert outcomes["error"] > 200, outcomes
     assert time.monotonic() - started < 10
+
+
+# Definition payloads: names that must never be imported or called without trusted=True, mixed
+# with allowed ones, markers and garbage. Were any of them run, `ran` would exist afterwards.
+_DANGEROUS = [
+    "os:system", "subprocess:Popen", "subprocess:run", "builtins:eval", "builtins:exec", "builtins:__import__",
+    "builtins:getattr", "importlib:import_module", "pickle:loads", "posix:system", "shutil:rmtree",
+    "test_archive:_touch", "torch:load", "torch.nn.functional:torch.load", "numpy:load",
+    "ptdry.io.archive:save_object", "ptdry.core.atomic:atomic_write", "ptdry_never_imported:Thing",
+]  # fmt: skip
+_ALLOWED = ["builtins:dict", "builtins:list", "numpy:float32", "torch.nn.modules.linear:Linear",
+            "torch.optim.adam:Adam", "torch.nn.functional:relu", "test_archive:Tied", "test_archive:Holder"]  # fmt: skip
+_MARKERS = ["__def__", "__callable__", "__enum__", "__ref__", "__tuple__", "__dict__", "__dtype__", "__device__",
+            "__tensor__", "__ndarray__", "__npscalar__", "__bytes__", "__int__", "__float__", "__path__", "__nope__"]  # fmt: skip
+
+
+def _payload(rng: random.Random, ran: pathlib.Path, depth: int = 0) -> object:
+    """A random definition value: markers with good, bad and malformed payloads, nested."""
+    name = lambda: rng.choice(_DANGEROUS + _ALLOWED + [42, None, ["os:system"], "", ":", "os:", "a:b.__class__"])  # noqa: E731
+    leaves = [None, True, 2, -3, 0.5, "x", str(ran), f"touch {ran}", ["touch", str(ran)], {}, []]
+    if depth > 3 or (depth and rng.random() < 0.3):
+        return rng.choice(leaves)
+    inner = lambda: _payload(rng, ran, depth + 1)  # noqa: E731
+    marker = rng.choice(_MARKERS + ["__def__"] * 6 + ["__callable__"] * 3 + ["list", "dict"] * 2)
+    if marker == "list":
+        return [inner() for _ in range(rng.randint(0, 3))]
+    if marker == "dict":
+        return {rng.choice(["a", "n", "cls", "node", "args", "kwargs"]): inner() for _ in range(rng.randint(0, 3))}
+    if marker == "__def__":
+        body = {"cls": name(), "args": [inner() for _ in range(rng.randint(0, 2))], "kwargs": {"k": inner()}}
+        if rng.random() < 0.2:
+            body[rng.choice(["args", "kwargs", "node", "cls"])] = inner()
+        return {"__def__": body}
+    payloads = {
+        "__callable__": name,
+        "__enum__": lambda: rng.choice([[name(), "RED"], name(), ["signal:Signals", "SIGTERM"], [1, 2, 3]]),
+        "__ref__": lambda: rng.choice([0, 1, -1, "0", [0], None]),
+        "__dtype__": lambda: rng.choice(["float32", "torch.load", "load", "_C", 3]),
+        "__tensor__": lambda: {"dtype": rng.choice(["float32", "load"]), "shape": [1], "data": rng.choice(["AAAAAA==", 5])},
+        "__ndarray__": lambda: {"dtype": rng.choice(["<f4", "O", "|V4", 7]), "shape": [1], "data": "AAAAAA=="},
+        "__npscalar__": lambda: {"dtype": rng.choice(["<f8", "O", "xx"]), "value": inner()},
+    }
+    return {marker: payloads.get(marker, inner)()}
+
+
+def test_definition_payloads_raise_only_archive_errors_and_never_import_or_run_anything(tmp_path):
+    ran = tmp_path / "ran"
+    data = archive_bytes(Tied())
+    rng = random.Random(88)
+    load_object(io.BytesIO(rewrite(data, lambda m: None)))  # zipfile's own lazy imports (a codec)
+    before = set(sys.modules)
+    started, outcomes = time.monotonic(), {"error": 0, "loaded": 0}
+    for case in range(500):
+        where = rng.choice(["kwargs", "root", "cls", "args"])
+
+        def edit(m):
+            d = m["definition"]
+            if where == "kwargs":
+                d["kwargs"] = {rng.choice(["n", "x"]): _payload(rng, ran) for _ in range(rng.randint(1, 3))}
+            elif where == "args":
+                d["args"] = [_payload(rng, ran) for _ in range(rng.randint(1, 3))]
+            elif where == "cls":
+                d["cls"] = rng.choice(_DANGEROUS + _ALLOWED)
+                m["class"] = d["cls"]
+            else:  # a whole definition of random names, or garbage in its place
+                root = _payload(rng, ran, 1)
+                m["definition"] = root["__def__"] if isinstance(root, dict) and "__def__" in root else root
+
+        try:
+            obj = load_object(io.BytesIO(rewrite(data, edit)))
+        except ArchiveError:
+            outcomes["error"] += 1
+            continue
+        except Exception as exc:  # pragma: no cover - the failure report
+            pytest.fail(f"case {case} ({where}): {type(exc).__name__}: {exc}")
+        assert isinstance(obj, Module)
+        outcomes["loaded"] += 1
+    assert not ran.exists()
+    new = {m.partition(".")[0] for m in set(sys.modules) - before}
+    assert new <= {"ptdry", "torch", "numpy"}, new
+    assert outcomes["error"] > 300 and outcomes["loaded"] > 0, outcomes
+    assert time.monotonic() - started < 20
 
 
 _KEYS = st.one_of(st.text(max_size=6), st.sampled_from(["a.b", "$x", "__tuple__", "__x__", "", "\x00"]))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ptdry import Configuration, Module, ObjectDef, build
-from ptdry.errors import ConfigError, SerializationError
+from ptdry.errors import ConfigError, SerializationError, UntrustedArchiveError
 
 import _tree_classes
 from _tree_classes import Leaf, Pair
@@ -281,7 +281,7 @@ def test_to_dict_is_json_and_bson_safe_and_round_trips():
     data = d.to_dict()
     text = json.dumps(data, allow_nan=False)
     bson.encode(data)
-    back = ObjectDef.from_dict(json.loads(text))
+    back = ObjectDef.from_dict(json.loads(text), allowed=[module_level_fn])  # a plain function: not allowed by default
     assert back == d
     assert back.kwargs["items"] == (1, (2, 3), [4.0, None, True])
     assert back.kwargs["table"] == {"a.b": 1, "$where": 2, "nested": {"c.d": (5,)}, 7: "int key"}
@@ -321,8 +321,10 @@ def test_from_dict_refuses_a_newer_format():
 
 
 def test_from_dict_names_a_class_it_cannot_import():
-    with pytest.raises(ConfigError, match=r"cannot import module 'no_such_pkg' for 'no_such_pkg:X'"):
+    with pytest.raises(UntrustedArchiveError, match=r"definition names no_such_pkg:X.*module no_such_pkg is not imported"):
         ObjectDef.from_dict({"cls": "no_such_pkg:X"})
+    with pytest.raises(ConfigError, match=r"cannot import module 'no_such_pkg' for 'no_such_pkg:X'"):
+        ObjectDef.from_dict({"cls": "no_such_pkg:X"}, trusted=True)
     with pytest.raises(ConfigError, match=r"module 'json' has no attribute 'Nothing'"):
         ObjectDef.from_dict({"cls": "json:Nothing"})
 
@@ -363,7 +365,7 @@ def test_category_hash_is_stable_across_processes():
     tree = Pair(Leaf(rate=np.float64(0.25), size=4, names=("x", "y"), extra={"k.v": [1, 2]}), Leaf())
     d = tree.definition()
     code = (
-        "import json, sys; from ptdry import ObjectDef; "
+        "import json, sys; from ptdry import ObjectDef; import _tree_classes; "
         "d = ObjectDef.from_dict(json.loads(sys.stdin.read())); "
         "print(d.category_hash); print(d.without_ids().category_hash)"
     )

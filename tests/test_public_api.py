@@ -69,6 +69,7 @@ EXPORTED = [
     "UntrustedArchiveError",
     "ValidationError",
     "__version__",
+    "allow",
     "build",
     "load_object",
     "save_object",

@@ -25,6 +25,7 @@ CHILD = textwrap.dedent(
     import json, sys, pathlib
     import numpy as np
     from ptdry import ObjectDef, State
+    import _tree_classes  # the classes the tree is made of: loading imports no module by itself
 
     work = pathlib.Path(sys.argv[1])
     definition = ObjectDef.from_dict(json.loads((work / "definition.json").read_text()))

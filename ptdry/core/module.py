@@ -16,6 +16,7 @@ import uuid
 from typing import Any, Callable, Iterator, Mapping
 
 from ptdry.core import serialize
+from ptdry.core.allowed import TRUSTED
 from ptdry.core.callbacks import Callbacks
 from ptdry.core.dataref import DataRef
 from ptdry.core.history import History
@@ -455,4 +456,5 @@ def _storable(value: Any, path: str) -> Any:
             f"argument {path} is a {type(value).__qualname__} instance, whose constructor "
             f"arguments ptdry cannot know; pass ObjectDef({type(value).__qualname__}, ...) instead"
         )
-    return serialize.decode(serialize.encode(value, path))
+    # a copy, and proof it can be stored; the value is the caller's own, so its names are trusted
+    return serialize.decode(serialize.encode(value, path), policy=TRUSTED)

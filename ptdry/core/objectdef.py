@@ -16,9 +16,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
 from ptdry.core import serialize
+from ptdry.core.allowed import ImportPolicy
 from ptdry.core.classpath import class_path, import_path
 from ptdry.core.metamodule import Metamodule
 from ptdry.core.traverse import Walk
@@ -96,41 +97,67 @@ class ObjectDef:
         return {"format": FORMAT, **body(self, _short_name(self.cls))}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "ObjectDef":
-        """Rebuild a definition from :meth:`to_dict` data (classes are imported by path)."""
+    def from_dict(cls, data: dict, *, trusted: bool = False, allowed: Iterable[Any] = ()) -> "ObjectDef":
+        """Rebuild a definition from :meth:`to_dict` data.
+
+        Classes and functions are looked up by path, and only those that loading may import
+        and call (see :mod:`ptdry.core.allowed`) unless ``trusted`` is true.
+
+        Args:
+            data: the :meth:`to_dict` data.
+            trusted: import every name in ``data`` (only for data whose writer you trust).
+            allowed: classes or functions to allow besides those registered with ``ptdry.allow``.
+
+        Raises:
+            UntrustedArchiveError: ``data`` names something not allowed; the message gives
+                its path in the tree (``definition.trainer.net``) and its name.
+            ConfigError: ``data`` is not a definition, or is malformed.
+        """
         if not isinstance(data, dict) or "cls" not in data:
             raise ConfigError(f"not a ptdry definition (no 'cls' key): {str(data)[:120]}")
-        if data.get("format", FORMAT) > FORMAT:
+        if not isinstance(data.get("format", FORMAT), int) or data.get("format", FORMAT) > FORMAT:
             raise ConfigError(
-                f"definition format {data['format']} is newer than this ptdry understands "
+                f"definition format {data['format']!r} is newer than this ptdry understands "
                 f"({FORMAT}); upgrade ptdry"
             )
+        policy = ImportPolicy.of(trusted, allowed)
         nodes: dict[int, ObjectDef] = {}
-        bodies = _shared_bodies(data)  # a reference may come first (e.g. JSON with sorted keys)
+        try:
+            bodies = _shared_bodies(data)  # a reference may come first (e.g. JSON with sorted keys)
+        except TypeError as exc:  # an unhashable node number
+            raise ConfigError(f"malformed definition: {exc}") from None
 
-        def make(body: dict) -> ObjectDef:
+        def make(body: dict, path: str) -> ObjectDef:
+            args = body.get("args", []) if isinstance(body, dict) else None
+            kwargs = body.get("kwargs", {}) if isinstance(body, dict) else None
+            if not isinstance(args, list) or not isinstance(kwargs, dict) or type(body.get("node", 0)) is not int:
+                raise ConfigError(f"{path}: malformed definition node {str(body)[:120]}")
             if "node" in body and body["node"] in nodes:
                 return nodes[body["node"]]
             d = ObjectDef.__new__(ObjectDef)
             if "node" in body:
                 nodes[body["node"]] = d
-            d.cls = import_path(body["cls"])
-            d.args = tuple(serialize.decode(a, hook) for a in body.get("args", []))
-            d.kwargs = {k: serialize.decode(v, hook) for k, v in body.get("kwargs", {}).items()}
+            d.cls = policy.resolve(body.get("cls"), path)
+            d.args = tuple(
+                serialize.decode(a, hook, policy=policy, path=f"{path}.args[{i}]") for i, a in enumerate(args)
+            )
+            d.kwargs = {k: serialize.decode(v, hook, policy=policy, path=f"{path}.{k}") for k, v in kwargs.items()}
             return d
 
-        def hook(marker: str, payload: Any) -> Any:
+        def hook(marker: str, payload: Any, path: str) -> Any:
             if marker == "__def__":
-                return make(payload)
+                return make(payload, path)
             if marker == "__ref__":
+                if type(payload) is not int:
+                    raise ConfigError(f"{path}: malformed reference to a shared node: {payload!r}")
                 if payload in nodes:
                     return nodes[payload]
                 if payload in bodies:
-                    return make(bodies[payload])
-                raise ConfigError(f"definition refers to shared node {payload!r}, which it does not define")
+                    return make(bodies[payload], path)
+                raise ConfigError(f"{path}: definition refers to shared node {payload!r}, which it does not define")
             return serialize.NOT_HANDLED
 
-        return make(data)
+        return make(data, "definition")
 
     # -- readable views ---------------------------------------------------------------------
     def config(self) -> dict:

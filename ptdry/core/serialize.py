@@ -20,7 +20,8 @@ import math
 import pathlib
 from typing import Any, Callable
 
-from ptdry.core.classpath import class_path, import_path, is_importable
+from ptdry.core.allowed import DEFAULT, ImportPolicy
+from ptdry.core.classpath import class_path, is_importable
 from ptdry.core.dataref import DataRef
 from ptdry.errors import ConfigError, PtdryError, SerializationError
 
@@ -44,7 +45,7 @@ NOT_HANDLED = object()
 
 _INT64 = 2**63
 EncodeHook = Callable[[Any, str], Any]
-DecodeHook = Callable[[str, Any], Any]
+DecodeHook = Callable[[str, Any, str], Any]  # (marker, payload, path in the tree)
 
 
 def _is_marker(data: dict) -> bool:
@@ -200,7 +201,7 @@ def _encode_tensor(value: Any, path: str, limit: int | None) -> dict:
 def _decode_tensor(spec: dict) -> Any:
     import torch
 
-    dtype = getattr(torch, spec["dtype"])
+    dtype = _torch_dtype(torch, spec["dtype"])
     raw = base64.b64decode(spec["data"])
     if not raw:
         return torch.empty(spec["shape"], dtype=dtype)
@@ -221,39 +222,54 @@ def short_repr(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def decode(data: Any, hook: DecodeHook | None = None) -> Any:
-    """Invert :func:`encode`; ``hook(marker, payload)`` decodes markers it knows first."""
+def decode(
+    data: Any, hook: DecodeHook | None = None, *, policy: ImportPolicy | None = None, path: str = "value"
+) -> Any:
+    """Invert :func:`encode`; ``hook(marker, payload, path)`` decodes markers it knows first.
+
+    Classes, functions and enums named in the data are resolved by ``policy`` (default: the
+    safe :data:`~ptdry.core.allowed.DEFAULT`, which imports and calls only allowed names; see
+    :mod:`ptdry.core.allowed`). ``path`` names ``data`` in error messages.
+
+    Raises:
+        UntrustedArchiveError: the data names a class or function ``policy`` refuses.
+        ConfigError: the data is malformed.
+    """
+    policy = DEFAULT if policy is None else policy
     if isinstance(data, list):
-        return [decode(v, hook) for v in data]
+        return [decode(v, hook, policy=policy, path=f"{path}[{i}]") for i, v in enumerate(data)]
     if not isinstance(data, dict):
         return data
     if not _is_marker(data):
-        return {k: decode(v, hook) for k, v in data.items()}
+        return {k: decode(v, hook, policy=policy, path=f"{path}.{k}") for k, v in data.items()}
     ((marker, payload),) = data.items()
     if hook is not None:
-        out = hook(marker, payload)
+        out = hook(marker, payload, path)
         if out is not NOT_HANDLED:
             return out
     try:
-        return _decode_marker(marker, payload, hook)
-    except (KeyError, TypeError, ValueError) as exc:
+        return _decode_marker(marker, payload, hook, policy, path)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         if isinstance(exc, PtdryError):  # e.g. a hook's UntrustedArchiveError keeps its type
             raise
-        raise ConfigError(f"malformed {marker} value {short_repr(payload)}: {exc}") from exc
+        raise ConfigError(f"{path}: malformed {marker} value {short_repr(payload)}: {exc}") from exc
 
 
-def _decode_marker(marker: str, payload: Any, hook: DecodeHook | None) -> Any:
+def _decode_marker(marker: str, payload: Any, hook: DecodeHook | None, policy: ImportPolicy, path: str) -> Any:
+    def inner(value: Any, where: str) -> Any:
+        return decode(value, hook, policy=policy, path=where)
+
     if marker == "__tuple__":
-        return tuple(decode(v, hook) for v in payload)
+        return tuple(inner(v, f"{path}[{i}]") for i, v in enumerate(payload))
     if marker == "__dict__":
-        return {decode(k, hook): decode(v, hook) for k, v in payload}
+        return {inner(k, f"{path}<key>"): inner(v, f"{path}[{i}]") for i, (k, v) in enumerate(payload)}
     if marker == "__float__":
         return float(payload)
     if marker == "__int__":
         return int(payload)
     if marker == "__npscalar__":
         np = _np()
-        return np.dtype(payload["dtype"]).type(decode(payload["value"], hook))
+        return np.dtype(payload["dtype"]).type(inner(payload["value"], path))
     if marker == "__ndarray__":
         np = _np()
         raw = base64.b64decode(payload["data"])
@@ -262,22 +278,35 @@ def _decode_marker(marker: str, payload: Any, hook: DecodeHook | None) -> Any:
     if marker == "__bytes__":
         return base64.b64decode(payload)
     if marker == "__enum__":
-        return getattr(import_path(payload[0]), payload[1])
+        if not isinstance(payload, list) or len(payload) != 2:
+            raise ValueError("expected [class path, member name]")
+        cls_name, member = payload
+        return policy.resolve_enum(cls_name, member, path)
     if marker == "__path__":
         return pathlib.Path(payload)
     if marker == "__datetime__":
         return _dt.datetime.fromisoformat(payload)
     if marker == "__callable__":
-        return import_path(payload)
+        return policy.resolve(payload, path)
     if marker in ("__dtype__", "__device__"):
         import torch
 
-        return getattr(torch, payload.removeprefix("torch.")) if marker == "__dtype__" else torch.device(payload)
+        if marker == "__device__":
+            return torch.device(payload)
+        return _torch_dtype(torch, payload.removeprefix("torch."))
     if marker == "__tensor__":
         return _decode_tensor(payload)
     if marker == "__dataref__":
-        return DataRef(payload["sha256"], decode(payload.get("summary"), hook))
-    raise ConfigError(f"unknown marker {marker!r} in stored data; written by a newer ptdry?")
+        return DataRef(payload["sha256"], inner(payload.get("summary"), f"{path}.summary"))
+    raise ConfigError(f"{path}: unknown marker {marker!r} in stored data; written by a newer ptdry?")
+
+
+def _torch_dtype(torch: Any, name: str) -> Any:
+    """``torch.<name>`` if that is a dtype (never any other attribute of torch)."""
+    dtype = getattr(torch, name, None) if isinstance(name, str) and not name.startswith("_") else None
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"{name!r} is not a torch dtype")
+    return dtype
 
 
 def readable(value: Any, hook: EncodeHook | None = None) -> Any:

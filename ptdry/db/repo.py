@@ -9,7 +9,7 @@ Repo an object already loaded is returned as the same Python object.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef, build, iter_defs
@@ -20,7 +20,7 @@ from ptdry.db.interface import SCHEMA_VERSION, DBInterface
 from ptdry.db.provenance import provenance
 from ptdry.db.query_plan import plan_filter
 from ptdry.db.selector import as_filter
-from ptdry.errors import ConfigError, MultipleFoundError, NotFoundError
+from ptdry.errors import ConfigError, MultipleFoundError, NotFoundError, UntrustedArchiveError
 
 __all__ = ["Record", "Repo", "flat_summary", "nest_summary"]
 
@@ -84,6 +84,10 @@ class Repo:
         project: name recorded on added objects and used to scope queries (None: all).
         artifacts: where states go; default: files under ``$PTDRY_HOME`` for the embedded
             server, GridFS otherwise (see :mod:`ptdry.db.artifacts`).
+        trusted: the database is trusted: loading may import and call any class or function
+            a stored definition names, and unpickle state. By default it imports and calls
+            only allowed ones (see :mod:`ptdry.core.allowed`).
+        allowed: classes or functions stored objects may name besides the allowed ones.
 
     Example:
         >>> from ptdry import Module
@@ -102,8 +106,11 @@ class Repo:
         *,
         project: str | None = None,
         artifacts: ArtifactStore | None = None,
+        trusted: bool = False,
+        allowed: Iterable[Any] = (),
     ) -> None:
         self.db = db if isinstance(db, DBInterface) else DBInterface(db)
+        self.trusted, self.allowed = bool(trusted), tuple(allowed)
         self.project = project
         self._artifacts = artifacts
         self._loaded: dict[str, Module] = {}
@@ -368,7 +375,10 @@ class Repo:
 
         if doc["_id"] in self._loaded:
             return self._loaded[doc["_id"]]
-        definition = ObjectDef.from_dict(doc["definition"])
+        try:
+            definition = ObjectDef.from_dict(doc["definition"], trusted=self.trusted, allowed=self.allowed)
+        except UntrustedArchiveError as exc:  # nothing was imported or called
+            raise UntrustedArchiveError(f"cannot load stored object {doc['_id']}: {exc}") from None
         # Nested objects this Repo already loaded are reused, so one stored id stays one object.
         memo = {id(d): self._loaded[d.dry_id] for d in iter_defs(definition) if d.dry_id in self._loaded}
         obj = build(definition, memo)
@@ -379,7 +389,9 @@ class Repo:
         if records:
             art = records[0]
             data = self._store(art["store"]).get(art)
-            state = state_from_bytes(data, source=f"artifact state of {root['_id']}")
+            state = state_from_bytes(
+                data, trusted=self.trusted, allowed=self.allowed, source=f"artifact state of {root['_id']}"
+            )
             prefix = "" if root is doc else doc["path"] + "."
             obj.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
         status = Status.from_document(doc["status"])

@@ -6,7 +6,9 @@ definition, the JSON part of the state), ``tensors.safetensors``, ``arrays/<n>.n
 (loading those needs ``trusted=True``). :func:`state_to_bytes` writes a bare state in the
 same layout (format ``"ptdry-state"``), so there is one code path. Writes to a path are
 atomic. Every problem met while loading raises :class:`~ptdry.errors.ArchiveError` naming
-the file. See ``docs/archives.md``.
+the file. Loading imports and calls only allowed classes and functions unless
+``trusted=True`` (:mod:`ptdry.core.allowed`), and caps how far compressed members may
+inflate (:mod:`ptdry.io.inflate_limit`). See ``docs/archives.md``.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
 from ptdry.core.state import State
 from ptdry.core.versions import library_versions
-from ptdry.errors import ArchiveError, ConfigError
+from ptdry.errors import ArchiveError, ConfigError, UntrustedArchiveError
 from ptdry.io import codec
+from ptdry.io.inflate_limit import bounded_reader, resolve_max_bytes
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load_object", "save_object", "state_from_bytes", "state_to_bytes"]
 
@@ -60,25 +63,42 @@ def state_to_bytes(state: Mapping[Any, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def state_from_bytes(data: bytes, *, trusted: bool = False, source: str = "<bytes>") -> State:
+def state_from_bytes(
+    data: bytes,
+    *,
+    trusted: bool = False,
+    allowed: Iterable[Any] = (),
+    source: str = "<bytes>",
+    max_bytes: int | None = None,
+) -> State:
     """Read a state written by :func:`state_to_bytes` (or the state of an archive).
 
     Args:
         data: the bytes.
-        trusted: allow unpickling values that nothing else could store (runs code).
+        trusted: the source is trusted: unpickle values that nothing else could store, and
+            import any class or function the state names (runs code).
+        allowed: classes or functions the state may name besides the allowed ones (see
+            :mod:`ptdry.core.allowed`).
         source: names the bytes in error messages (e.g. ``"artifact state of <id>"``).
+        max_bytes: the most bytes the compressed members may inflate to (default
+            ``$PTDRY_MAX_ARCHIVE_BYTES`` or 256 MiB; see :mod:`ptdry.io.inflate_limit`).
 
     Raises:
-        UntrustedArchiveError: the state holds pickled values and ``trusted`` is false.
-        ArchiveError: the bytes are not a ptdry state, are corrupt or too new.
+        UntrustedArchiveError: the state holds pickled values, or names a class or function
+            that is not allowed, and ``trusted`` is false.
+        ArchiveError: the bytes are not a ptdry state, are corrupt, too new or inflate past
+            ``max_bytes``.
     """
     where = f"state from {source}"
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise _fail(where, f"expected bytes, received {type(data).__qualname__}")
+    limit = resolve_max_bytes(max_bytes)
     with _open_zip(io.BytesIO(bytes(data)), where) as zf:
-        manifest = _read_manifest(zf, where, (STATE_FORMAT, FORMAT))
-        read = _reader(zf, where)
-        return codec.decode_state(manifest, read, trusted=trusted, where=where, func="state_from_bytes")
+        read = _reader(zf, where, limit, "state_from_bytes")
+        manifest = _read_manifest(read, zf, where, (STATE_FORMAT, FORMAT))
+        return codec.decode_state(
+            manifest, read, trusted=trusted, allowed=allowed, where=where, func="state_from_bytes"
+        )
 
 
 def save_object(obj: Module, file: PathOrFile) -> None:
@@ -114,25 +134,43 @@ def save_object(obj: Module, file: PathOrFile) -> None:
     file.write(buffer.getvalue())
 
 
-def load_object(file: PathOrFile, *, trusted: bool = False) -> Module:
+def load_object(
+    file: PathOrFile,
+    *,
+    trusted: bool = False,
+    allowed: Iterable[Any] = (),
+    max_bytes: int | None = None,
+) -> Module:
     """Rebuild the Module saved by :func:`save_object`: same class, definition, ``dry_id``, state.
+
+    Loading is safe by default: nothing is unpickled, and the definition may only name
+    classes and functions that are allowed (ptdry and torch model classes, classes of
+    modules you imported, a short allow-list, and what you registered with
+    :func:`ptdry.allow`; see ``docs/archives.md``).
 
     Args:
         file: a path, or a binary file object (read from its current position to the end).
-        trusted: allow unpickling values that nothing else could store (runs code).
+        trusted: the file is trusted: unpickle values that nothing else could store, and
+            import and call any class or function it names (runs code).
+        allowed: classes or functions to allow for this load, besides the allowed ones.
+        max_bytes: the most bytes the compressed members may inflate to (default
+            ``$PTDRY_MAX_ARCHIVE_BYTES`` or 256 MiB; tensors and arrays do not count).
 
     Raises:
-        UntrustedArchiveError: the archive holds pickled values and ``trusted`` is false;
-            nothing is unpickled and no object is built.
+        UntrustedArchiveError: the archive holds pickled values, or names a class or
+            function that is not allowed, and ``trusted`` is false; nothing is unpickled,
+            imported or built. The message names the path in the tree and the name.
         ArchiveError: the file is missing, unreadable, corrupt, not a ptdry archive, written
-            by a newer ptdry, or its definition/state no longer fits the class.
+            by a newer ptdry, inflates past ``max_bytes``, or its definition/state no longer
+            fits the class.
     """
+    limits = (trusted, allowed, resolve_max_bytes(max_bytes))
     if isinstance(file, (str, os.PathLike)):
         path = os.fspath(file)
         where = f"archive {path}"
         try:
             with open(path, "rb") as f:
-                return _load(f, where, trusted)
+                return _load(f, where, *limits)
         except FileNotFoundError as exc:
             raise _fail(where, "no such file") from exc
         except IsADirectoryError as exc:
@@ -152,20 +190,22 @@ def load_object(file: PathOrFile, *, trusted: bool = False) -> Module:
         raise _fail(where, f"reading failed ({type(exc).__name__}: {exc})") from exc
     if not isinstance(data, (bytes, bytearray)):
         raise _fail(where, "it is not a binary file object (open it with 'rb')")
-    return _load(io.BytesIO(data), where, trusted)
+    return _load(io.BytesIO(data), where, *limits)
 
 
 # -- loading -------------------------------------------------------------------------------
-def _load(f: BinaryIO, where: str, trusted: bool) -> Module:
+def _load(f: BinaryIO, where: str, trusted: bool, allowed: Iterable[Any], max_bytes: int) -> Module:
     with _open_zip(f, where) as zf:
-        manifest = _read_manifest(zf, where, (FORMAT,))
+        read = _reader(zf, where, max_bytes, "load_object")
+        manifest = _read_manifest(read, zf, where, (FORMAT,))
         cls_path, definition = manifest.get("class"), manifest.get("definition")
         if not isinstance(cls_path, str) or not isinstance(definition, dict):
             raise _fail(where, "its manifest lacks the class or the definition")
-        read = _reader(zf, where)
-        state = codec.decode_state(manifest, read, trusted=trusted, where=where, func="load_object")
+        state = codec.decode_state(manifest, read, trusted=trusted, allowed=allowed, where=where, func="load_object")
     try:
-        tree = ObjectDef.from_dict(definition)
+        tree = ObjectDef.from_dict(definition, trusted=trusted, allowed=allowed)
+    except UntrustedArchiveError as exc:  # nothing was imported or called
+        raise UntrustedArchiveError(f"cannot load {where}: {exc}") from None
     except Exception as exc:
         raise _fail(where, f"cannot read its definition of {cls_path} ({_brief(exc)})") from exc
     root = tree.cls
@@ -208,27 +248,21 @@ def _open_zip(f: BinaryIO, where: str) -> zipfile.ZipFile:
         raise _fail(where, f"unreadable zip ({_brief(exc)})") from exc
 
 
-def _reader(zf: zipfile.ZipFile, where: str) -> Callable[[str], bytes]:
-    """``read(member)`` that turns every failure (missing member, bad CRC, ...) into ArchiveError."""
-
-    def read(member: str) -> bytes:
-        try:
-            return zf.read(member)
-        except KeyError as exc:
-            raise _fail(where, f"member {member} is missing (truncated or not a ptdry archive?)") from exc
-        except Exception as exc:
-            raise _fail(where, f"member {member} is corrupt ({_brief(exc)})") from exc
-
-    return read
+def _reader(zf: zipfile.ZipFile, where: str, max_bytes: int, func: str) -> Callable[[str], bytes]:
+    """``read(member)`` that turns every failure (missing member, bad CRC, ...) into ArchiveError
+    and stops compressed members from inflating past ``max_bytes`` in total."""
+    return bounded_reader(zf, where, max_bytes, lambda problem: _fail(where, problem), func)
 
 
-def _read_manifest(zf: zipfile.ZipFile, where: str, formats: tuple[str, ...]) -> dict[str, Any]:
+def _read_manifest(
+    read: Callable[[str], bytes], zf: zipfile.ZipFile, where: str, formats: tuple[str, ...]
+) -> dict[str, Any]:
     """Read and check ``manifest.json``: a ptdry file of an accepted format, not too new."""
     try:
         zf.getinfo(MANIFEST)
     except KeyError:
         raise _fail(where, f"not a ptdry archive (a zip without {MANIFEST})") from None
-    raw = _reader(zf, where)(MANIFEST)
+    raw = read(MANIFEST)
     try:
         manifest = json.loads(raw.decode("utf-8"))
     except Exception as exc:

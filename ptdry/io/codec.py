@@ -24,9 +24,10 @@ import io
 import pickle
 import sys
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ptdry.core import serialize
+from ptdry.core.allowed import ImportPolicy
 from ptdry.core.state import State
 from ptdry.errors import ArchiveError, SerializationError, UntrustedArchiveError
 
@@ -255,15 +256,18 @@ def decode_state(
     trusted: bool,
     where: str,
     func: str,
+    allowed: Iterable[Any] = (),
 ) -> State:
     """Rebuild the state tree described by ``manifest`` from members given by ``read(name)``.
 
     ``where`` names the file in messages (``"archive model.zip"``); ``func`` is the function
-    the user called, named in the advice of an untrusted-pickle error.
+    the user called, named in the advice of an untrusted-pickle error. Classes, functions
+    and enums named in the state are resolved as :mod:`ptdry.core.allowed` says (``allowed``
+    adds to what loading may import; ``trusted`` allows everything).
 
     Raises:
-        UntrustedArchiveError: the state holds pickled values and ``trusted`` is false;
-            nothing is unpickled.
+        UntrustedArchiveError: the state holds pickled values, or names a class or function
+            that is not allowed, and ``trusted`` is false; nothing is unpickled or imported.
         ArchiveError: a member is missing or corrupt, or the entries are malformed.
     """
     records = manifest.get("pickles", [])
@@ -271,6 +275,7 @@ def decode_state(
         raise ArchiveError(f"cannot load {where}: its manifest's list of pickles is malformed")
     if records and not trusted:
         raise _untrusted(records, where, func)
+    policy = ImportPolicy.of(trusted, allowed)
     decoder = _Decoder(read, trusted, where, func)
     entries = manifest.get("entries")
     if not isinstance(entries, list):
@@ -279,8 +284,14 @@ def decode_state(
         state = State()
         for item in entries:
             key_data, value_data = item
-            state[serialize.decode(key_data)] = serialize.decode(value_data, decoder.hook)
+            key = serialize.decode(key_data, policy=policy, path="state key")
+            path = f"state[{serialize.short_repr(key)}]"
+            state[key] = serialize.decode(value_data, decoder.hook, policy=policy, path=path)
         return state
+    except UntrustedArchiveError as exc:
+        if exc is decoder.error:
+            raise
+        raise UntrustedArchiveError(f"cannot load {where}: {exc}") from None
     except ArchiveError:
         raise
     except Exception as exc:
@@ -315,7 +326,7 @@ class _Decoder:
     def fail(self, problem: str) -> ArchiveError:
         return ArchiveError(f"cannot load {self.where}: {problem}")
 
-    def hook(self, marker: str, payload: Any) -> Any:
+    def hook(self, marker: str, payload: Any, path: str) -> Any:
         try:
             return self._hook(marker, payload)
         except ArchiveError as exc:

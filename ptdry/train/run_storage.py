@@ -95,7 +95,12 @@ class RunStorage(CheckpointStorage):
         for record in self._records():
             if record["name"] == PREFIX + name:
                 data = self.repo._store(record["store"]).get(record)
-                return state_from_bytes(data, source=f"checkpoint {name!r} of run {self.run_id}")
+                return state_from_bytes(
+                    data,
+                    trusted=getattr(self.repo, "trusted", False),
+                    allowed=getattr(self.repo, "allowed", ()),
+                    source=f"checkpoint {name!r} of run {self.run_id}",
+                )
         raise self._missing(name)
 
     def remove(self, name: str) -> None:

@@ -15,7 +15,7 @@ import dataclasses
 import logging
 import signal
 import threading
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from ptdry.core.module import Module
 from ptdry.core.properties import Float, Instance, Int, Property, Str
@@ -240,10 +240,23 @@ class Session(Module):
 
     # -- resuming and loading ----------------------------------------------------------------------
     @classmethod
-    def load(cls, run_id: str, which: str | None = "last", db: DBInterface | str | None = None) -> "Session":
+    def load(
+        cls,
+        run_id: str,
+        which: str | None = "last",
+        db: DBInterface | str | None = None,
+        *,
+        trusted: bool = False,
+        allowed: Iterable[Any] = (),
+    ) -> "Session":
         """The tree of past run ``run_id`` with checkpoint ``which`` (``"last"``, ``"best"``, a
-        name, or None for the state stored at the end of the run) loaded into its trainer."""
-        repo = Repo(db)
+        name, or None for the state stored at the end of the run) loaded into its trainer.
+
+        The stored tree may only name allowed classes and functions (ptdry and torch model
+        classes, classes of modules you imported, what you registered with ``ptdry.allow``;
+        see :mod:`ptdry.core.allowed`); pass ``allowed=[fn, ...]`` for more, or
+        ``trusted=True`` if you trust the database."""
+        repo = Repo(db, trusted=trusted, allowed=allowed)
         if repo.modules.find_one({"_id": run_id}, {"_id": 1}) is None:
             raise NotFoundError(f"no run {run_id!r} in {repo.db!r}; see `ptdry runs`")
         session = repo.get_obj_by_id(run_id)
@@ -274,10 +287,19 @@ class Session(Module):
         self.trainer.history.records[:] = records
 
     @classmethod
-    def resume(cls, run_id: str, db: DBInterface | str | None = None, which: str = "last") -> RunResult:
+    def resume(
+        cls,
+        run_id: str,
+        db: DBInterface | str | None = None,
+        which: str = "last",
+        *,
+        trusted: bool = False,
+        allowed: Iterable[Any] = (),
+    ) -> RunResult:
         """Continue run ``run_id`` (e.g. killed mid-training) from its checkpoint ``which``;
-        the run keeps its id, and its history continues without duplicates."""
-        session = cls.load(run_id, which=which, db=db)
+        the run keeps its id, and its history continues without duplicates. ``trusted`` and
+        ``allowed`` are as for :meth:`load`."""
+        session = cls.load(run_id, which=which, db=db, trusted=trusted, allowed=allowed)
         return session.run()
 
     def __repr__(self) -> str:
