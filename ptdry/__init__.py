@@ -38,7 +38,6 @@ _EXPORTS: dict[str, str] = {
     "Repo": "ptdry.db.repo",
     "Selector": "ptdry.db.selector",
     "ArchiveError": "ptdry.errors",
-    "CallbackError": "ptdry.errors",
     "ConfigError": "ptdry.errors",
     "DBError": "ptdry.errors",
     "IntegrityError": "ptdry.errors",

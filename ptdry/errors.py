@@ -12,21 +12,21 @@ Each class also inherits the matching built-in, so both ``except ptdry.ConfigErr
     ├── ArchiveError (ValueError)           unreadable, corrupt or foreign archive
     │   └── UntrustedArchiveError           loading would unpickle, or import or call a
     │                                       name not allowed (archive or database document)
+    ├── NotFoundError (LookupError)         no run, record or checkpoint matches
+    ├── MultipleFoundError (LookupError)    more than one matches where one was asked for
     ├── DBError (RuntimeError)              database layer
     │   ├── ServerUnavailableError (ConnectionError)
-    │   ├── NotFoundError (LookupError)
-    │   ├── MultipleFoundError (LookupError)
     │   └── IntegrityError                  stored bytes do not match their checksum
     ├── SelectorError (ValueError)          a query ptdry refuses or cannot parse
-    └── TrainingError (RuntimeError)        the training loop
-        └── CallbackError                   a callback raised; names the callback
+    └── TrainingError (RuntimeError)        the training loop cannot go on
+
+An exception raised by a callback keeps its type; a note names the callback and trigger.
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ArchiveError",
-    "CallbackError",
     "ConfigError",
     "DBError",
     "IntegrityError",
@@ -107,11 +107,15 @@ class ServerUnavailableError(DBError, ConnectionError):
     """The database server cannot be reached in time."""
 
 
-class NotFoundError(DBError, LookupError):
-    """No stored object matches."""
+class NotFoundError(PtdryError, LookupError):
+    """Nothing matches: no stored run or record with that id or selector, no checkpoint of
+    that name; the message says what there is."""
+
+    def __str__(self) -> str:  # LookupError would not repr() it, but be explicit
+        return str(self.args[0]) if self.args else ""
 
 
-class MultipleFoundError(DBError, LookupError):
+class MultipleFoundError(PtdryError, LookupError):
     """More than one stored object matches where exactly one was asked for."""
 
 
@@ -125,7 +129,3 @@ class SelectorError(PtdryError, ValueError):
 
 class TrainingError(PtdryError, RuntimeError):
     """The training loop cannot go on."""
-
-
-class CallbackError(TrainingError):
-    """A callback raised; the message names the callback and the trigger."""

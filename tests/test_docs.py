@@ -37,3 +37,13 @@ def test_docs_build_strict(tmp_path):
         text=True,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_the_error_tree_in_the_docs_is_the_one_in_errors_py():
+    import re
+
+    import ptdry.errors
+
+    tree = re.search(r"    PtdryError\n.*?\n\n", ptdry.errors.__doc__, re.S).group(0)
+    text = "\n".join(line[4:] for line in tree.rstrip().splitlines())
+    assert text in (ROOT / "docs" / "core.md").read_text()

@@ -11,7 +11,6 @@ EXPORTED = [
     "ArchiveError",
     "Bool",
     "Callback",
-    "CallbackError",
     "Callbacks",
     "Checkpoint",
     "CheckpointStorage",

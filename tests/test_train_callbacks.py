@@ -12,7 +12,7 @@ from _train_helpers import Recorder, make_model, make_trainer
 
 from ptdry.core.callback import Callback
 from ptdry.data.provider import DataProvider
-from ptdry.errors import ConfigError, TrainingError
+from ptdry.errors import ConfigError, NotFoundError, TrainingError
 from ptdry.train.callbacks.checkpoint import Checkpoint, DirectoryStorage, MemoryStorage, select_checkpoint
 from ptdry.train.callbacks.early_stopping import EarlyStopping
 from ptdry.train.callbacks.lr_scheduler import LRScheduler
@@ -235,7 +235,7 @@ def test_directory_storage_round_trip_list_and_remove(tmp_path):
     assert fresh.history.series("val.loss") == trainer.history.series("val.loss")
     storage.remove(info["name"])
     assert info["name"] not in storage.names()
-    with pytest.raises(ConfigError, match=rf"no checkpoint named '{info['name']}'"):
+    with pytest.raises(NotFoundError, match=rf"no checkpoint named '{info['name']}'"):
         storage.load(info["name"])
 
 
@@ -255,7 +255,7 @@ def test_missing_storage_and_unknown_checkpoints_are_reported():
     trainer = make_trainer(epochs=1, batch_size=4, callbacks=[Checkpoint(on_exception=False)])
     with pytest.raises(ConfigError, match=r"no checkpoint storage: pass storage=DirectoryStorage\(path\)"):
         trainer.fit(tiny(), seed=0)
-    with pytest.raises(ConfigError, match=r"no checkpoint to load as 'best'; the storage holds nothing"):
+    with pytest.raises(NotFoundError, match=r"no checkpoint to load as 'best'; the storage holds nothing"):
         trainer.load_checkpoint(MemoryStorage(), "best")
     with pytest.raises(ConfigError, match=r"checkpoint name must be letters, digits"):
         MemoryStorage().save("../x", {}, {})

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from ptdry.core.atomic import atomic_write
 from ptdry.core.module import Module
 from ptdry.core.state import State
-from ptdry.errors import ConfigError
+from ptdry.errors import ConfigError, NotFoundError
 from ptdry.train.callbacks.monitor import MonitorCallback
 
 __all__ = [
@@ -68,7 +68,7 @@ def select_checkpoint(entries: list[dict[str, Any]], which: str) -> dict[str, An
     anything else: a checkpoint name.
 
     Raises:
-        ConfigError: no checkpoint matches; the message lists what the storage holds.
+        NotFoundError: no checkpoint matches; the message lists what the storage holds.
     """
     names = [e["name"] for e in entries]
     regular = [e for e in entries if e.get("reason") != "exception"]
@@ -86,7 +86,7 @@ def select_checkpoint(entries: list[dict[str, Any]], which: str) -> dict[str, An
     else:
         found = next((e for e in entries if e["name"] == which), None)
     if found is None:
-        raise ConfigError(
+        raise NotFoundError(
             f"no checkpoint to load as {which!r}; the storage holds {names or 'nothing'} "
             "(which may be 'last', 'best', 'exception' or a name)"
         )
@@ -118,7 +118,7 @@ class CheckpointStorage(Module):
         return [m["name"] for m in self.list()]
 
     def _missing(self, name: str) -> ConfigError:
-        return ConfigError(f"no checkpoint named {name!r} in {self!r}; it holds {self.names() or 'nothing'}")
+        return NotFoundError(f"no checkpoint named {name!r} in {self!r}; it holds {self.names() or 'nothing'}")
 
 
 class MemoryStorage(CheckpointStorage):
