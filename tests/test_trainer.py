@@ -218,7 +218,7 @@ def test_fit_says_what_is_missing():
 
 def test_default_train_step_needs_targets():
     trainer = make_trainer()
-    with pytest.raises(TrainingError, match=r"needs batches \(inputs\.\.\., targets\); received 1 tensor"):
+    with pytest.raises(TrainingError, match=r"Model\.train_step needs batches \(inputs\.\.\., targets\); received 1 part"):
         trainer.fit(DataProvider(train=(torch.zeros(4, 64),)))
 
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import torch
-
 from ptdry.errors import ConfigError
 
 __all__ = ["METRICS", "accuracy", "resolve_metrics"]
@@ -17,10 +15,11 @@ __all__ = ["METRICS", "accuracy", "resolve_metrics"]
 Metric = Callable[[Any, Any], Any]
 
 
-def accuracy(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def accuracy(outputs: Any, targets: Any) -> Any:
     """Fraction of samples whose highest-scoring class (last dimension) equals the target.
 
     Example:
+        >>> import torch
         >>> float(accuracy(torch.tensor([[0.1, 0.9], [0.8, 0.2]]), torch.tensor([1, 1])))
         0.5
     """

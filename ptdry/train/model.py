@@ -9,14 +9,16 @@ optimizer (and its state) is part of the Model's ``state_dict()``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
-from ptdry.errors import ConfigError, NotReadyError, add_note
+from ptdry.errors import ConfigError, NotReadyError, TrainingError, add_note
+from ptdry.train.trainable import Trainable
 
 __all__ = ["Criterion", "Model", "Optimizer"]
 
@@ -107,8 +109,8 @@ class Criterion(Module):
         return self.loss_fn(outputs, targets)
 
 
-class Model(Module):
-    """A network with its optimizer and criterion; calling it is the forward pass.
+class Model(Trainable):
+    """A torch network with its optimizer and criterion; calling it is the forward pass.
 
     Args:
         net: a ``torch.nn.Module`` instance (used unchanged) or an ``ObjectDef`` of one, which
@@ -169,6 +171,58 @@ class Model(Module):
             raise NotReadyError("this Model has no criterion; pass criterion=Criterion(torch.nn.CrossEntropyLoss)")
         return self.criterion(outputs, targets)
 
+    # -- the Trainer's contract (see Trainable) -------------------------------------------------
+    def train_step(self, batch: Any, trainer: Any) -> Mapping[str, Any]:
+        """Forward, loss, ``trainer.backward(loss)``, ``trainer.optimizer_step()``.
+
+        ``batch`` is ``(inputs..., targets)``; override this (or ``Trainer.train_step``) for
+        other shapes of data or training.
+        """
+        *inputs, targets = _split(batch, "train_step")
+        loss = self.loss(self(*inputs), targets)
+        trainer.backward(loss)
+        trainer.optimizer_step()
+        return {"loss": loss}
+
+    def eval_step(self, batch: Any, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The loss (when there is a criterion) and each metric of one batch."""
+        *inputs, targets = _split(batch, "eval_step")
+        with torch.no_grad():
+            outputs = self(*inputs)
+            out: dict[str, Any] = {}
+            if self.criterion is not None:
+                out["loss"] = self.loss(outputs, targets)
+            for name, fn in metrics.items():
+                out[name] = fn(outputs, targets)
+        return out
+
+    def zero_grad(self) -> None:
+        self.optimizer.torch_optimizer.zero_grad(set_to_none=True)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        loss.backward()
+
+    def optimizer_step(self) -> None:
+        self.optimizer.torch_optimizer.step()
+
+    @property
+    def optimizer_object(self) -> Any:
+        return self.optimizer.torch_optimizer if self.optimizer is not None else None
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator["Model"]:
+        """Evaluation mode and ``torch.no_grad()`` for the block; the mode is restored."""
+        with super().evaluating(), torch.no_grad():
+            yield self
+
+    def training_problems(self) -> list[str]:
+        out = []
+        if self.optimizer is None:
+            out.append("no optimizer: pass Model(net, optimizer=Optimizer(torch.optim.Adam, lr=1e-3))")
+        if self.criterion is None:
+            out.append("no criterion: pass Model(net, criterion=Criterion(torch.nn.CrossEntropyLoss))")
+        return out
+
     def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]:
         return self.net.parameters(recurse)
 
@@ -194,6 +248,16 @@ class Model(Module):
             return self.net(*inputs)
         finally:
             self.net.train(was_training)
+
+
+def _split(batch: Any, step: str) -> Any:
+    if not isinstance(batch, (tuple, list)) or len(batch) < 2:
+        size = len(batch) if isinstance(batch, (tuple, list)) else type(batch).__qualname__
+        raise TrainingError(
+            f"Model.{step} needs batches (inputs..., targets); received {size} part(s): override "
+            f"Model.{step} (or Trainer.train_step) for data without targets"
+        )
+    return batch
 
 
 def _check_arguments(optimizer_cls: type, kwargs: dict[str, Any]) -> None:

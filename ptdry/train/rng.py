@@ -1,27 +1,35 @@
-"""The global random number generators (Python, NumPy, torch): seed, capture and restore.
+"""The global random number generators (Python, NumPy, and each framework in use): seed,
+capture and restore.
 
-Exact resume needs the three global generators exactly where they were when a checkpoint
-was taken: dropout, augmentation and anything else drawing from them continues the same
+Exact resume needs the global generators exactly where they were when a checkpoint was
+taken: dropout, augmentation and anything else drawing from them continues the same
 sequence. The captured state is a flat dict of arrays and numbers that archives store.
+Python's and NumPy's generators are always captured; a framework's only once something has
+imported it (ptdry never imports a framework just to seed it), so a model of that
+framework — which is built before training starts — always has its generator captured.
 """
 
 from __future__ import annotations
 
 import random
+import sys
 from typing import Any
 
 import numpy as np
-import torch
 
 from ptdry.errors import ConfigError
 
 __all__ = ["get_rng_state", "seed_everything", "set_rng_state"]
 
-KEYS = ("python", "python_gauss", "numpy", "numpy_pos", "numpy_has_gauss", "numpy_gauss", "torch")
+KEYS = ("python", "python_gauss", "numpy", "numpy_pos", "numpy_has_gauss", "numpy_gauss")
+
+
+def _torch() -> Any:
+    return sys.modules.get("torch")
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's ``random``, NumPy's global generator and torch's CPU generator.
+    """Seed Python's ``random``, NumPy's global generator and torch's (once imported).
 
     Raises:
         ConfigError: ``seed`` is not an integer in [0, 2**32).
@@ -30,32 +38,39 @@ def seed_everything(seed: int) -> None:
         raise ConfigError(f"seed must be an integer in [0, 2**32); received {seed!r}")
     random.seed(seed)
     np.random.seed(seed)
-    torch.manual_seed(seed)
+    torch = _torch()
+    if torch is not None:
+        torch.manual_seed(seed)
 
 
 def get_rng_state() -> dict[str, Any]:
-    """The state of the three global generators, as arrays and numbers.
+    """The state of the global generators, as arrays and numbers.
 
     Example:
+        >>> import torch
         >>> s = get_rng_state(); a = torch.rand(1); set_rng_state(s)
         >>> torch.equal(a, torch.rand(1))
         True
     """
     version, internal, gauss = random.getstate()
     _, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
-    return {
+    state = {
         "python": np.asarray(internal, dtype=np.int64),
         "python_gauss": gauss,
         "numpy": np.array(keys, dtype=np.uint32),
         "numpy_pos": int(pos),
         "numpy_has_gauss": int(has_gauss),
         "numpy_gauss": float(cached),
-        "torch": torch.get_rng_state(),
     }
+    torch = _torch()
+    if torch is not None:
+        state["torch"] = torch.get_rng_state()
+    return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
-    """Put the three global generators back where :func:`get_rng_state` found them.
+    """Put the global generators back where :func:`get_rng_state` found them (a framework's
+    generator only when the state holds it).
 
     Raises:
         ConfigError: keys are missing (the message lists them).
@@ -75,5 +90,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
             float(state["numpy_gauss"]),
         )
     )
-    t = state["torch"]
-    torch.set_rng_state(t if isinstance(t, torch.Tensor) else torch.as_tensor(np.asarray(t), dtype=torch.uint8))
+    if "torch" in state:
+        import torch  # a state captured with torch's generator restores it
+
+        t = state["torch"]
+        torch.set_rng_state(t if isinstance(t, torch.Tensor) else torch.as_tensor(np.asarray(t), dtype=torch.uint8))

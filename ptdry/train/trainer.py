@@ -13,17 +13,15 @@ import logging
 import sys
 from typing import Any, Callable, Mapping
 
-import torch
-
 from ptdry.core.module import Module
 from ptdry.core.properties import Instance, Int
 from ptdry.core.statistic import Statistic
-from ptdry.errors import ConfigError, NotReadyError, TrainingError, add_note
+from ptdry.errors import ConfigError, NotReadyError, add_note
 from ptdry.train.callbacks.nan_detector import NaNDetector
 from ptdry.train.callbacks.progress_bar import ProgressBar
 from ptdry.train.looper import Looper
 from ptdry.train.metrics import resolve_metrics
-from ptdry.train.model import Model
+from ptdry.train.trainable import Trainable
 from ptdry.train.resume import ResumableTrainer
 from ptdry.train.rng import seed_everything, set_rng_state
 from ptdry.train.triggers import unknown_triggers, unwrap
@@ -61,9 +59,10 @@ class Trainer(ResumableTrainer, Module):
         log_every_n_steps: record the per-step values (``step.loss``) every n steps.
 
     Example:
+        >>> import torch
         >>> from ptdry import ObjectDef
         >>> from ptdry.data.provider import DataProvider
-        >>> from ptdry.train.model import Criterion, Optimizer
+        >>> from ptdry.train.model import Criterion, Model, Optimizer
         >>> g = torch.Generator().manual_seed(0); X = torch.randn(64, 4, generator=g)
         >>> data = DataProvider(train=(X, (X[:, 0] > 0).long()), val=(X, (X[:, 0] > 0).long()))
         >>> model = Model(ObjectDef(torch.nn.Linear, 4, 2), Optimizer(torch.optim.SGD, lr=0.5),
@@ -77,7 +76,7 @@ class Trainer(ResumableTrainer, Module):
     #: set this to False on the instance; the trees saving and loading must agree).
     history_in_state: bool = True
 
-    model = Instance(Model, kind="a ptdry Model(net, optimizer, criterion)")
+    model = Instance(Trainable, kind="a ptdry Model(net, optimizer, criterion) or another Trainable")
     looper = Instance(Looper, kind="a Looper(epochs=..., batch_size=...)")
     log_every_n_steps = Int(min=1)
 
@@ -237,12 +236,7 @@ class Trainer(ResumableTrainer, Module):
             raise NotReadyError("Trainer cannot fit:\n" + "\n".join(f"  - {p}" for p in problems))
 
     def problems(self) -> list[str]:
-        out = super().problems()
-        if self.model.optimizer is None:
-            out.append("model has no optimizer: pass Model(net, optimizer=Optimizer(torch.optim.Adam, lr=1e-3))")
-        if self.model.criterion is None:
-            out.append("model has no criterion: pass Model(net, criterion=Criterion(torch.nn.CrossEntropyLoss))")
-        return out
+        return super().problems() + [f"model has {p}" for p in self.model.training_problems()]
 
     def _run_epoch(self, data: Any) -> None:
         looper, run, cbs = self.looper, self._run, self._cbs
@@ -289,53 +283,36 @@ class Trainer(ResumableTrainer, Module):
         self._fire("on_epoch_end", step=looper.steps_done, epoch=epoch, metrics=metrics)
 
     # -- one step (override these) -------------------------------------------------------------
-    def train_step(self, batch: tuple) -> Mapping[str, Any]:
+    def train_step(self, batch: Any) -> Mapping[str, Any]:
         """One optimization step on ``batch``; returns the values to record (``{"loss": ...}``).
 
-        Override it for custom training; call :meth:`backward` and :meth:`optimizer_step`
-        so the backward/optimizer triggers still fire. Values may be tensors or floats; a
-        ``"loss"`` value is what NaNDetector and the progress bar look at.
+        By default the model's own ``train_step`` (forward, loss, :meth:`backward`,
+        :meth:`optimizer_step`). Override it for custom training, calling :meth:`backward` and
+        :meth:`optimizer_step` so their triggers still fire. Values may be framework scalars
+        or floats; ``"loss"`` is what NaNDetector and the progress bar look at.
         """
-        if len(batch) < 2:
-            raise TrainingError(
-                f"the default train_step needs batches (inputs..., targets); received {len(batch)} tensor(s): "
-                "override Trainer.train_step for data without targets"
-            )
-        *inputs, targets = batch
-        outputs = self.model(*inputs)
-        loss = self.model.loss(outputs, targets)
-        self.backward(loss)
-        self.optimizer_step()
-        return {"loss": loss}
+        return self.model.train_step(batch, self)
 
-    def backward(self, loss: torch.Tensor) -> None:
-        """Zero the gradients, fire on_before_backward, ``loss.backward()``, on_after_backward."""
-        self.model.optimizer.torch_optimizer.zero_grad(set_to_none=True)
+    def backward(self, loss: Any) -> None:
+        """Zero the gradients, fire on_before_backward, backward, fire on_after_backward."""
+        self.model.zero_grad()
         cbs, step, epoch = self._cbs, self.looper.steps_done + 1, self.looper.epoch
         if cbs.handlers("on_before_backward"):
             self._fire("on_before_backward", step=step, epoch=epoch, loss=loss)
-        loss.backward()
+        self.model.backward(loss)
         if cbs.handlers("on_after_backward"):
             self._fire("on_after_backward", step=step, epoch=epoch, loss=loss)
 
     def optimizer_step(self) -> None:
-        """Fire on_before_optimizer_step, then step the optimizer."""
-        optimizer = self.model.optimizer.torch_optimizer
+        """Fire on_before_optimizer_step, then apply the gradients."""
         if self._cbs.handlers("on_before_optimizer_step"):
+            optimizer = self.model.optimizer_object
             self._fire("on_before_optimizer_step", step=self.looper.steps_done + 1, epoch=self.looper.epoch, optimizer=optimizer)
-        optimizer.step()
+        self.model.optimizer_step()
 
-    @torch.no_grad()
-    def eval_step(self, batch: tuple) -> Mapping[str, Any]:
+    def eval_step(self, batch: Any) -> Mapping[str, Any]:
         """Loss and metrics of one validation/test batch (batch means); override freely."""
-        *inputs, targets = batch
-        outputs = self.model(*inputs)
-        out: dict[str, Any] = {}
-        if self.model.criterion is not None:
-            out["loss"] = self.model.loss(outputs, targets)
-        for name, fn in self.metric_fns.items():
-            out[name] = fn(outputs, targets)
-        return out
+        return self.model.eval_step(batch, self.metric_fns)
 
     # -- evaluation ----------------------------------------------------------------------------
     def validate(self, data: Any, split: str = "val") -> dict[str, float]:
@@ -343,19 +320,14 @@ class Trainer(ResumableTrainer, Module):
         ``"<split>.<metric>"``; fires on_validation_start/end. Returns ``{metric: value}``."""
         step, epoch = self.looper.steps_done, self.epoch
         self._fire("on_validation_start", step=step, epoch=epoch, split=split)
-        was_training = self.model.training
-        self.model.eval()
         sums: dict[str, float] = {}
         n = 0
-        try:
-            with torch.no_grad():
-                for batch in data.provide(split, self.looper.batch_size):
-                    size = len(batch[0])
-                    for k, v in self.eval_step(batch).items():
-                        sums[k] = sums.get(k, 0.0) + (v.item() if hasattr(v, "item") else float(v)) * size
-                    n += size
-        finally:
-            self.model.train(was_training)
+        with self.model.evaluating():
+            for batch in data.provide(split, self.looper.batch_size):
+                size = len(batch[0])
+                for k, v in self.eval_step(batch).items():
+                    sums[k] = sums.get(k, 0.0) + (v.item() if hasattr(v, "item") else float(v)) * size
+                n += size
         values = {k: s / n for k, s in sums.items()}
         stat = self.log(split, values, step=step, epoch=epoch)
         self._fire("on_validation_end", step=step, epoch=epoch, split=split, metrics=dict(stat))

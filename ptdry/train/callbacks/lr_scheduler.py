@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from ptdry.core.callback import Callback
 from ptdry.core.properties import Choice
@@ -53,6 +52,8 @@ class LRScheduler(Callback):
         self.interval = interval
         self.log_lr = bool(log_lr)
         self.kwargs = dict(kwargs)
+        from torch.optim.lr_scheduler import ReduceLROnPlateau  # torch schedulers only
+
         self.plateau = issubclass(scheduler_cls, ReduceLROnPlateau)
         self.monitor = monitor or ("val.loss" if interval == "epoch" else "step.loss")
 
