@@ -90,13 +90,10 @@ class Repo:
         allowed: classes or functions stored objects may name besides the allowed ones.
 
     Example:
-        >>> from ptdry import Module
-        >>> class Tiny(Module):
-        ...     def __init__(self, size=3):
-        ...         self.size = size
+        >>> from ptdry import Looper
         >>> repo = Repo("mongomock://doc-example")
-        >>> rec = repo.add_object(Tiny(5))
-        >>> repo.get_one({"config.size": 5}).size
+        >>> rec = repo.add_object(Looper(epochs=5))
+        >>> repo.get_one({"config.epochs": 5}).epochs
         5
     """
 
