@@ -20,6 +20,7 @@ from ptdry.db.interface import SCHEMA_VERSION, DBInterface
 from ptdry.db.provenance import provenance
 from ptdry.db.query_plan import plan_filter
 from ptdry.db.selector import as_filter
+from ptdry.db.versions import next_value
 from ptdry.errors import ConfigError, MultipleFoundError, NotFoundError
 
 __all__ = ["Record", "Repo", "flat_summary", "nest_summary"]
@@ -138,21 +139,14 @@ class Repo:
         return plan_filter(filt)
 
     def next_version(self, name: str, project: str | None = None) -> int:
-        """Atomically take the next version number for ``name`` (1, 2, 3, … without gaps)."""
-        from pymongo import ReturnDocument
-        from pymongo.errors import DuplicateKeyError
+        """Atomically take the next version number for ``name`` (1, 2, 3, … without gaps, also
+        when several processes store the first object of a new name at once).
 
+        Raises:
+            DBError: the version counter could not be taken (see :mod:`ptdry.db.versions`).
+        """
         key = f"{project or self.project or 'default'}\x1f{name}"
-        counters = self.db.collection("counters")
-        for _ in range(5):
-            try:
-                doc = counters.find_one_and_update(
-                    {"_id": key}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-                )
-                return int(doc["seq"])
-            except DuplicateKeyError:  # two first upserts raced; the loser retries
-                continue
-        raise ConfigError(f"could not assign a version to {name!r} after 5 attempts")
+        return next_value(self.db.collection("counters"), key, repr(name))
 
     # -- writing -------------------------------------------------------------------------
     def add_object(
