@@ -10,7 +10,8 @@ import pytest
 from ptdry import Module
 from ptdry.db.interface import DBInterface
 from ptdry.db.repo import Repo
-from ptdry.errors import DBError
+from ptdry.db.artifacts import FileStore
+from ptdry.errors import DBError, SerializationError
 
 ROUNDS = 30
 
@@ -63,3 +64,53 @@ def test_a_counter_that_cannot_be_taken_raises_dberror_naming_the_name(any_db, m
 class Tiny(Module):
     def __init__(self, value=0):
         self.value = value
+
+
+def _nested(depth: int) -> list:
+    value: list = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+UNSTORABLE = {
+    "an unencodable argument": (lambda: Tiny(object()), r"argument Tiny.value = <object object"),
+    "a document over 16 MB": (lambda: Tiny("x" * (17 * 2**20)), r"Tiny: the document is .* MiB, over MongoDB's 16 MiB limit; most of it is definition.kwargs.value"),
+    "a NUL in a key": (lambda: Tiny({"a\x00b": 1}), r"Tiny: field name config.value\['a\\x00b'\] holds a NUL character"),
+    "900-deep nesting": (lambda: Tiny(_nested(900)), r"Tiny.value\[0\]\[0\]\[0\].* nests 90\d levels deep, too deep to store"),
+    "150-deep nesting": (lambda: Tiny(_nested(150)), r"Tiny: config.value\[0\]\[0\].* nests more than 100 lists or dicts deep"),
+}
+
+
+def _artifact_count(repo: Repo) -> int:
+    if repo.artifacts.kind == "gridfs":
+        return repo.db.collection("fs.files").count_documents({})
+    return sum(1 for p in repo.artifacts.root.rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("case", sorted(UNSTORABLE))
+def test_a_failed_add_object_takes_no_version_and_leaves_no_artifact(case, any_db, tmp_path):
+    make, message = UNSTORABLE[case]
+    for repo in (Repo(any_db), Repo(any_db, artifacts=FileStore(tmp_path / "files"), project="files")):
+        with pytest.raises(SerializationError, match=message):
+            repo.add_object(make(), name="unstorable")
+        assert _artifact_count(repo) == 0
+        assert repo.modules.count_documents({}) == 0
+        assert repo.add_object(Tiny(1), name="unstorable").version == 1  # no version was taken
+        repo.delete(None)
+
+
+def test_a_write_the_server_refuses_is_a_dberror_and_leaves_no_artifact(any_db, monkeypatch):
+    from pymongo.errors import WriteError
+
+    repo = Repo(any_db)
+
+    def refuse(new, changed):
+        repo.modules.insert_one(new[0])  # the first document went in, then the server said no
+        raise WriteError("document failed validation", 121)
+
+    monkeypatch.setattr(repo, "_write_documents", refuse)
+    with pytest.raises(DBError, match=r"the database refused to store Tiny .* \(WriteError: document failed validation\)"):
+        repo.add_object(Tiny(2), name="refused")
+    assert repo.modules.count_documents({}) == 0
+    assert _artifact_count(repo) == 0
