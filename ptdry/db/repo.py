@@ -134,7 +134,7 @@ class Repo:
         if kind == "file":
             from ptdry.core.home import ptdry_home
 
-            return FileStore(ptdry_home() / "artifacts")
+            return FileStore(ptdry_home() / "artifacts", owner=self.db.identity)
         if kind == "gridfs":
             return GridFSStore(self.db.db)
         raise ConfigError(f"unknown artifact store {kind!r} in a stored record")
