@@ -179,11 +179,14 @@ class DBInterface(Module):
         limit: int = 0,
         projection: Any = None,
     ) -> list[dict[str, Any]]:
-        """Documents matching ``filter`` (a Selector or a Mongo filter dict), run in the server."""
+        """Documents matching ``filter`` (a Selector or a Mongo filter dict), run in the server;
+        ``sort`` and ``projection`` as in :meth:`Repo.find <ptdry.db.repo.Repo.find>`."""
+        from ptdry.db.query_options import validate_projection, validate_sort
         from ptdry.db.query_plan import plan_filter
         from ptdry.db.selector import as_filter
 
-        filt = plan_filter(as_filter(filter))  # a bad filter fails before any server is contacted
+        filt = plan_filter(as_filter(filter))  # a bad query fails before any server is contacted
+        sort, projection = validate_sort(sort), validate_projection(projection)
         cursor = self.collection(collection).find(filt, projection)
         if sort:
             cursor = cursor.sort(sort)

@@ -20,6 +20,7 @@ from ptdry.db.bson_check import MAX_DEPTH, check_document, clip, deepest_path
 from ptdry.db.history_writer import history_document, insert_new
 from ptdry.db.interface import SCHEMA_VERSION, DBInterface, db_down_errors
 from ptdry.db.provenance import provenance
+from ptdry.db.query_options import validate_projection, validate_sort
 from ptdry.db.query_plan import plan_filter
 from ptdry.db.selector import as_filter
 from ptdry.db.versions import next_value
@@ -371,8 +372,17 @@ class Repo:
         limit: int = 0,
         projection: Any = None,
     ) -> list[Record]:
-        """Light records (documents, no state) of matching objects, selected in the server."""
+        """Light records (documents, no state) of matching objects, selected in the server.
+
+        ``sort`` is a list of ``(field path, 1 or -1)`` and ``projection`` a dict
+        ``{field path: 0 or 1}`` or a list of paths; both are checked like filters.
+
+        Raises:
+            SelectorError: a filter, sort or projection ptdry refuses (``$`` operators in
+                sort or projection, server-side JavaScript anywhere).
+        """
         filt = self._scope(selector)
+        sort, projection = validate_sort(sort), validate_projection(projection)
         cursor = self.modules.find(filt, projection)
         if sort:
             cursor = cursor.sort(sort)
