@@ -203,7 +203,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def _leaves(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict) and value:
         for k, v in value.items():
-            if k != "__class__":
+            if k not in ("__class__", "dry_id"):  # a nested object's class and id are no hyperparameters
                 _leaves(f"{prefix}.{k}" if prefix else k, v, out)
     elif not isinstance(value, (dict, list)):
         out[prefix] = value

@@ -416,11 +416,13 @@ class Repo:
         return self._load(doc)
 
     def __len__(self) -> int:
-        """Number of stored root objects (nested Modules are not counted)."""
-        return self.modules.count_documents(self._scope({"parent": None}))
+        """Number of stored objects — what ``get(Selector())`` returns, nested Modules (each
+        stored as its own document) included."""
+        return self.modules.count_documents(self._scope(None))
 
     def __iter__(self) -> Iterator[Record]:
-        return iter(self.find({"parent": None}, sort=[("created_at", 1)]))
+        """Records of every stored object (as :meth:`__len__` counts them), oldest first."""
+        return iter(self.find(None, sort=[("created_at", 1)]))
 
     def to_dataframe(self, selector: Any = None, columns: Sequence[str] | None = None) -> Any:
         """A pandas DataFrame with one row per matching object; ``columns`` are dotted paths
@@ -509,8 +511,10 @@ def _ptdry_modules(obj: Module) -> list[tuple[str, Module, Module | None]]:
 
 
 def _flatten(prefix: str, value: Any) -> Iterator[str]:
+    """Dotted paths of the leaves of a config tree, without nested objects' ids."""
     if isinstance(value, Mapping) and value:
         for k, v in value.items():
-            yield from _flatten(f"{prefix}.{k}", v)
+            if k != "dry_id":
+                yield from _flatten(f"{prefix}.{k}", v)
     else:
         yield prefix
