@@ -562,6 +562,7 @@ def test_a_nested_definition_in_a_selector_never_matches_a_plain_value(any_db):
     store(repo, wanted)
     sel = Selector(Nest, args=(ObjectDef(Nest2, A=ObjectDef(Nest, 10)),))
     assert selected_in_both(repo, objects, sel) == {wanted.dry_id}
+    assert selected_in_both(repo, objects, Selector(Nest, args=[lookalike])) == {others[2].dry_id}  # plain matches plain
 
 
 def test_a_nested_definition_with_an_id_selects_only_that_object(any_db):

@@ -68,6 +68,7 @@ class DBInterface(Module):
         if uri is None:
             uri = os.environ.get("PTDRY_DB_URI") or None
         if uri is not None and not isinstance(uri, str):
+            # only the type: the value may hold a password
             raise ConfigError(f"DBInterface uri must be a string or None; received {type(uri).__qualname__}")
         if uri is not None:
             uri = normalize_uri(uri) or None

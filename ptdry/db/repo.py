@@ -174,6 +174,9 @@ class Repo:
                 nested, a NUL in a key, an unencodable value); the message names its path.
             DBError: the server refused the write.
         """
+        from bson.errors import InvalidDocument
+        from pymongo.errors import OperationFailure
+
         if not isinstance(obj, Module):
             raise ConfigError(f"add_object needs a ptdry Module; received {type(obj).__qualname__}")
         if name is not None and (not isinstance(name, str) or not name):
@@ -198,9 +201,6 @@ class Repo:
                     doc["version"] = version
         record = self.artifacts.put(data, name="state", format="ptdry-state")
         docs[0]["artifacts"][0] = record
-        from bson.errors import InvalidDocument
-        from pymongo.errors import OperationFailure
-
         new = [d for d in docs if d["_id"] not in existing]
         try:
             if old:  # nested Modules no longer in the tree (e.g. a replaced child) are dropped

@@ -390,7 +390,7 @@ def _readable_hook(value: Any, path: str) -> Any:
 
 #: A plain dict's own ``"__class__"`` key, as ``readable_hook`` stores it (so that a plain
 #: dict never looks like a nested definition).
-_PLAIN_CLASS_KEY = "\uff3f\uff3fclass\uff3f\uff3f"
+_PLAIN_CLASS_KEY = next(iter(readable_hook({"__class__": None}, "")))
 
 
 def _escaped_key(key: Any) -> str:
