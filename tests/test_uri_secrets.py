@@ -90,11 +90,13 @@ def test_reprs_definitions_and_stored_documents_hold_no_password(db_name):
 
 
 def test_a_session_given_a_uri_stores_it_masked():
-    from _train_helpers import digits, make_trainer
+    import numpy as np
+    from _train_helpers import make_trainer
 
-    from ptdry import Session
+    from ptdry import DataProvider, Session
 
-    session = Session(make_trainer(), digits(), db=f"mongodb://alice:{SECRET}@127.0.0.1:9/")
+    data = DataProvider(train=(np.zeros((4, 64)), np.zeros(4, dtype=int)))
+    session = Session(make_trainer(), data, db=f"mongodb://alice:{SECRET}@127.0.0.1:9/")
     assert SECRET not in str(session.definition().to_dict())
     assert session.definition().kwargs["db"] == "mongodb://alice:***@127.0.0.1:9/"
     assert session.db.uri == f"mongodb://alice:{SECRET}@127.0.0.1:9/"  # the live object can log in
@@ -118,8 +120,11 @@ def test_errors_about_a_uri_never_show_its_password(uri, caplog):
         assert SECRET not in text and "cret" not in text
 
 
-def test_the_cli_reports_an_unreachable_uri_in_one_line_without_the_password(capsys):
-    code = main(["--db", f"mongodb://alice:{SECRET}@127.0.0.1:9/?serverSelectionTimeoutMS=200", "runs"])
+def test_the_cli_reports_an_unreachable_uri_in_one_line_without_the_password(capsys, monkeypatch):
+    import ptdry.cli.main
+
+    monkeypatch.setattr(ptdry.cli.main, "_repo", lambda args: Repo(DBInterface(args.db, timeout=0.3)))  # fail fast
+    code = main(["--db", f"mongodb://alice:{SECRET}@127.0.0.1:9/", "runs"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and SECRET not in err and "alice:***@127.0.0.1:9" in err
 
