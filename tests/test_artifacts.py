@@ -90,3 +90,15 @@ def test_deleting_a_run_in_one_database_keeps_the_file_another_database_uses(ser
     finally:
         for db in (one, two):
             db.client.drop_database(db.database)
+
+
+def test_a_store_locked_too_long_by_another_process_raises_dberror(tmp_path, monkeypatch):
+    from ptdry.db.file_lock import file_lock
+    from ptdry.errors import DBError
+
+    store = FileStore(tmp_path, owner="db-a")
+    monkeypatch.setattr(FileStore, "LOCK_TIMEOUT", 0.1)
+    with file_lock(tmp_path / ".lock", 1.0):  # a separate open file: flock makes it wait
+        with pytest.raises(DBError, match=r"another process holds .*\.lock for more than 0\.1 s; is a process stuck writing a checkpoint\?"):
+            store.put(b"x", name="state")
+    assert store.get(store.put(b"x", name="state")) == b"x"

@@ -126,11 +126,8 @@ class FileStore(ArtifactStore):
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         self.root.mkdir(parents=True, exist_ok=True)
-        try:
-            with file_lock(self.root / ".lock", self.LOCK_TIMEOUT):
-                yield
-        except TimeoutError as exc:
-            raise DBError(f"artifact store {self.root}: {exc}; is a process stuck writing a checkpoint?") from None
+        with file_lock(self.root / ".lock", self.LOCK_TIMEOUT, error=lambda m: DBError(f"{m}; is a process stuck writing a checkpoint?")):
+            yield
 
 
 class GridFSStore(ArtifactStore):

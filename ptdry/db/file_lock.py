@@ -6,20 +6,23 @@ import contextlib
 import fcntl
 import os
 import time
-from typing import Iterator
+from typing import Callable, Iterator
 
 __all__ = ["file_lock"]
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike, timeout: float) -> Iterator[None]:
+def file_lock(
+    path: str | os.PathLike, timeout: float, error: Callable[[str], Exception] = TimeoutError
+) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block.
 
     The operating system releases the lock when the process dies, so a crash never leaves
     it held.
 
     Raises:
-        TimeoutError: another process held the lock for more than ``timeout`` seconds.
+        ``error(message)`` (default :class:`TimeoutError`): another process held the lock for
+            more than ``timeout`` seconds.
     """
     with open(path, "a+") as f:
         deadline = time.monotonic() + timeout
@@ -29,7 +32,7 @@ def file_lock(path: str | os.PathLike, timeout: float) -> Iterator[None]:
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"another process holds {path} for more than {timeout:g} s") from None
+                    raise error(f"another process holds {path} for more than {timeout:g} s") from None
                 time.sleep(0.02)
         try:
             yield

@@ -207,11 +207,8 @@ class EmbeddedServer:
     @contextlib.contextmanager
     def _lock(self, timeout: float) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        try:
-            with file_lock(self.dir / "lock", timeout):
-                yield
-        except TimeoutError as exc:
-            raise ServerUnavailableError(f"{exc}; check `ptdry db status`") from None
+        with file_lock(self.dir / "lock", timeout, error=lambda m: ServerUnavailableError(f"{m}; check `ptdry db status`")):
+            yield
 
     def _listening(self, offset: int) -> tuple[str, int] | None:
         try:
