@@ -138,3 +138,30 @@ def test_console_script_db_status_start_stop(tmp_path):
         assert run("--db", "mongodb://x", "db", "status").returncode == 2
     finally:
         assert "stopped" in run("db", "stop").stdout
+
+
+@pytest.mark.parametrize("text", ["-$where", "$natural", "config.$where", "a..b", "-", "lr;drop"])
+def test_runs_sort_refuses_operators_and_odd_names_in_one_line(repo, uri, capsys, text):
+    assert main(["--db", uri, "runs", "--sort", text]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith(f"ptdry runs: --sort needs a field name, '-' first to sort descending (like -created or summary.val.accuracy.best); received {text!r}")
+
+
+def test_runs_sort_by_a_field_no_run_has_is_a_one_line_error(repo, uri, capsys):
+    assert main(["--db", uri, "runs", "--sort=-accuracy"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "--sort '-accuracy': no listed run has a field 'config.accuracy'; sort by created, name" in err
+
+
+def test_runs_sort_takes_a_descending_field_as_its_own_argument(repo, uri, capsys):
+    assert main(["--db", uri, "runs", "--sort", "-version"]) == 0
+    rows = capsys.readouterr().out.splitlines()[1:]
+    assert [r.split()[2] for r in rows] == ["3", "2", "1"]
+
+
+def test_usage_errors_are_one_line_with_exit_code_2(capsys):
+    assert main(["runs", "--limit", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err == "ptdry runs: argument --limit: invalid int value: 'x' (see `ptdry runs --help`)\n"

@@ -311,4 +311,4 @@ def test_configuration_document_round_trips_through_bson():
     doc = p.configuration.to_document()
     back = Configuration.from_document(through_bson(doc))
     assert back == p.definition() and back.build().job.dry_id == p.job.dry_id
-    assert doc["config"] == {"job": {"__class__": "test_metamodules:Job", "ready": False}, "name": "a.b"}
+    assert doc["config"] == {"job": {"__class__": "test_metamodules:Job", "dry_id": p.job.dry_id, "ready": False}, "name": "a.b"}

@@ -446,15 +446,21 @@ def test_configuration_document_round_trips_and_is_bson_safe():
     assert type(back) is Configuration and back == g.definition()
 
 
-def test_config_is_a_readable_hyperparameter_tree_without_ids():
+def test_config_is_a_readable_hyperparameter_tree_without_its_own_id():
     g = Group(Point(1, label="a"), items=(1, 2), table={"lr.max": np.float64(0.5)})
     config = g.definition().config()
-    assert config == {
-        "first": {"__class__": "test_objectdef:Point", "x": 1, "y": 0.0, "label": "a"},
+    assert config == {  # a nested definition carries its identity, so selectors can ask for it
+        "first": {"__class__": "test_objectdef:Point", "dry_id": g.first.dry_id, "x": 1, "y": 0.0, "label": "a"},
         "items": [1, 2],
         "table": {"lr\uff0emax": 0.5},
     }
+    assert g.definition().without_ids().config()["first"] == {"__class__": "test_objectdef:Point", "x": 1, "y": 0.0, "label": "a"}
     bson.encode(config)
+
+
+def test_a_plain_dict_in_config_never_looks_like_a_nested_definition():
+    config = ObjectDef(dict, spec={"__class__": "x:Y", "a": 1}).config()
+    assert config == {"spec": {"\uff3f\uff3fclass\uff3f\uff3f": "x:Y", "a": 1}}
 
 
 def test_query_document_holds_id_class_path_mro_and_config():

@@ -89,7 +89,7 @@ def test_nested_modules_are_stored_and_load_with_their_weights(db):
     exp.head.opt.step()
     repo = Repo(db)
     repo.add_object(exp, name="exp", tags=["demo"])
-    assert len(repo) == 1  # only roots are counted
+    assert len(repo) == 2 == len(repo.get(Selector()))  # nested Modules are stored objects too
 
     fresh = Repo(db)
     (head,) = fresh.get(Selector(Head, kwargs={"lr": {"$lt": 0.1}}))

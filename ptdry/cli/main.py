@@ -10,7 +10,7 @@ import argparse
 import datetime as dt
 import json
 import sys
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 from ptdry.errors import PtdryError
 
@@ -39,8 +39,15 @@ class UsageError(PtdryError):
     """Bad command-line usage (exit code 2)."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the module's convention: a usage error is one line on stderr, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptdry", description="Query past runs and manage ptdry's database.")
+    p = _Parser(prog="ptdry", description="Query past runs and manage ptdry's database.")
     p.add_argument("--db", default=None, help="database URI (default: the embedded server, or $PTDRY_DB_URI)")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -71,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ptdry`` console script."""
     parser = _parser()
+    argv = _joined_sort(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -91,6 +99,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _joined_sort(argv: list[str]) -> list[str]:
+    """``--sort -created`` as ``--sort=-created``: argparse would take ``-created`` for an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--sort" and i + 1 < len(argv):
+            out.append(f"--sort={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
 def _repo(args: argparse.Namespace) -> Any:
     from ptdry.db.repo import Repo
 
@@ -106,12 +128,34 @@ def _state(doc: dict[str, Any], now: dt.datetime) -> str:
     return state
 
 
+#: Fields every stored run has: sorting by them needs no check that they exist.
+ALWAYS_PRESENT = frozenset(["_id", "name", "version", "project", "created_at", "updated_at", "cls", "category", "status.state"])
+
+
 def _sort_spec(text: str) -> list[tuple[str, int]]:
-    field = text.lstrip("-+")
-    if not field:
-        raise UsageError(f"--sort needs a field name; received {text!r}")
-    field = WHERE_ALIASES.get(field, field if "." in field and field.split(".")[0] in WHERE_ALIASES else f"config.{field}")
-    return [(field, -1 if text.startswith("-") else 1)]
+    from ptdry.cli.where import resolve_path
+    from ptdry.db.query_options import validate_sort
+    from ptdry.errors import SelectorError
+
+    name = text[1:] if text[:1] in "+-" else text
+    try:
+        return validate_sort([(resolve_path(name, WHERE_ALIASES, "config."), -1 if text.startswith("-") else 1)])
+    except SelectorError:
+        raise UsageError(
+            f"--sort needs a field name, '-' first to sort descending (like -created or "
+            f"summary.val.accuracy.best); received {text!r}"
+        ) from None
+
+
+def _check_sort_field(repo: Any, filt: dict[str, Any], sort: list[tuple[str, int]], text: str) -> None:
+    """A sort by a field no listed run has is a typo, not an order: say so."""
+    field = sort[0][0]
+    if field in ALWAYS_PRESENT or repo.find({"$and": [filt, {field: {"$exists": True}}]}, limit=1, projection=["_id"]):
+        return
+    raise UsageError(
+        f"--sort {text!r}: no listed run has a field {field!r}; sort by created, name, version, "
+        "status, a config parameter or a summary metric (see `ptdry show ID`)"
+    )
 
 
 def _filter(where: str | None) -> dict[str, Any]:
@@ -126,12 +170,15 @@ def cmd_runs(args: argparse.Namespace) -> int:
     if args.limit < 0:
         raise UsageError(f"--limit must be ≥ 0; received {args.limit}")
     filt = _filter(args.where)
+    sort = _sort_spec(args.sort)
     if not args.all:
         filt = {"$and": [{"parent": None}, filt]} if filt else {"parent": None}
-    records = _repo(args).find(filt, sort=_sort_spec(args.sort), limit=args.limit)
+    repo = _repo(args)
+    records = repo.find(filt, sort=sort, limit=args.limit)
     if not records:
         print("no runs match")
         return 0
+    _check_sort_field(repo, filt, sort, args.sort)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     config_cols = _varying(records, "config", 4)
     metric_cols = _metric_columns(records, 3)
@@ -156,7 +203,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
 def _leaves(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict) and value:
         for k, v in value.items():
-            if k != "__class__":
+            if k not in ("__class__", "dry_id"):  # a nested object's class and id are no hyperparameters
                 _leaves(f"{prefix}.{k}" if prefix else k, v, out)
     elif not isinstance(value, (dict, list)):
         out[prefix] = value

@@ -28,7 +28,7 @@ from typing import Any, Mapping
 from ptdry.db.matcher import validate_filter
 from ptdry.errors import SelectorError
 
-__all__ = ["KNOWN_FIELDS", "parse_where"]
+__all__ = ["KNOWN_FIELDS", "parse_where", "resolve_path"]
 
 #: Top-level fields of a stored run, used as they are (no ``prefix_unknown``).
 KNOWN_FIELDS = frozenset(
@@ -188,14 +188,7 @@ class _Parser:
         raise self.error(f"expected an operator ({_OP_LIST}) after {tok.text!r}, found {op_tok.describe()}", op_tok)
 
     def resolve(self, path: str) -> str:
-        first, _, rest = path.partition(".")
-        if path in self.aliases:
-            return self.aliases[path]
-        if first in KNOWN_FIELDS:
-            return path
-        if first in self.aliases:
-            return f"{self.aliases[first]}.{rest}" if rest else self.aliases[first]
-        return self.prefix + path
+        return resolve_path(path, self.aliases, self.prefix)
 
     def value(self, after: _Token) -> Any:
         tok = self.tok
@@ -236,6 +229,25 @@ class _Parser:
         except re.error as exc:
             raise self.error(f"invalid regular expression {value!r} ({exc})", self.tokens[self.pos - 1]) from None
         return value
+
+
+def resolve_path(path: str, aliases: Mapping[str, str] = {}, prefix_unknown: str = "") -> str:  # noqa: B006
+    """The stored field a ``--where`` / ``--sort`` name stands for: an alias, a known top-level
+    field (``summary.val.loss``), or ``prefix_unknown`` + the name (``lr`` → ``config.lr``).
+
+    Raises:
+        SelectorError: ``path`` is not names of letters, digits and ``_`` joined by dots.
+    """
+    if not _PATH.match(path):
+        raise SelectorError(f"expected a field name like lr or trainer.optimizer.lr; received {path!r}")
+    first, _, rest = path.partition(".")
+    if path in aliases:
+        return aliases[path]
+    if first in KNOWN_FIELDS:
+        return path
+    if first in aliases:
+        return f"{aliases[first]}.{rest}" if rest else aliases[first]
+    return prefix_unknown + path
 
 
 def _joined(op: str, parts: list[dict]) -> dict:

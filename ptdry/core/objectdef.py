@@ -368,9 +368,17 @@ def _shared_bodies(data: Any) -> dict[Any, dict]:
 
 
 def readable_hook(value: Any, path: str) -> Any:
-    """How a nested definition appears in a ``config`` tree: ``{"__class__": path, **config}``."""
+    """How a nested definition appears in a ``config`` tree: ``{"__class__": path, "dry_id":
+    id (if it has one), **config}``. A plain dict's own ``"__class__"`` key is stored as
+    ``"＿＿class＿＿"``, so a plain value never looks like a nested definition."""
     if isinstance(value, ObjectDef):
-        return {"__class__": class_path(value.cls), **value.config()}
+        identity = {} if value.dry_id is None else {"dry_id": value.dry_id}
+        return {"__class__": class_path(value.cls), **identity, **value.config()}
+    if isinstance(value, dict) and "__class__" in value:
+        return {
+            ("\uff3f\uff3fclass\uff3f\uff3f" if k == "__class__" else serialize.escape_key(k)): serialize.readable(v, readable_hook)
+            for k, v in value.items()
+        }
     return serialize.NOT_HANDLED
 
 

@@ -9,20 +9,29 @@ Repo an object already loaded is returned as the same Python object.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef, build, iter_defs
 from ptdry.core.status import Status, utc_now
 from ptdry.db.artifacts import ArtifactStore, FileStore, GridFSStore
+from ptdry.db.bson_check import MAX_DEPTH, check_document, clip, deepest_path
 from ptdry.db.history_writer import history_document, insert_new
-from ptdry.db.interface import SCHEMA_VERSION, DBInterface
+from ptdry.db.interface import SCHEMA_VERSION, DBInterface, db_down_errors
 from ptdry.db.provenance import provenance
+from ptdry.db.query_options import validate_projection, validate_sort
 from ptdry.db.query_plan import plan_filter
 from ptdry.db.selector import as_filter
-from ptdry.errors import ConfigError, MultipleFoundError, NotFoundError, UntrustedArchiveError
+from ptdry.db.versions import next_value
+from ptdry.errors import ConfigError, DBError, MultipleFoundError, NotFoundError, SerializationError, UntrustedArchiveError
 
 __all__ = ["Record", "Repo", "flat_summary", "nest_summary"]
+
+log = logging.getLogger(__name__)
+
+#: Where the state's record goes in the root document while the documents are checked.
+_STATE_PLACEHOLDER = {"name": "state", "store": "file", "ref": "0" * 64, "sha256": "0" * 64, "bytes": 0, "format": "ptdry-state"}
 
 
 class Record(Mapping[str, Any]):
@@ -130,7 +139,7 @@ class Repo:
         if kind == "file":
             from ptdry.core.home import ptdry_home
 
-            return FileStore(ptdry_home() / "artifacts")
+            return FileStore(ptdry_home() / "artifacts", owner=self.db.identity)
         if kind == "gridfs":
             return GridFSStore(self.db.db)
         raise ConfigError(f"unknown artifact store {kind!r} in a stored record")
@@ -142,21 +151,14 @@ class Repo:
         return plan_filter(filt)
 
     def next_version(self, name: str, project: str | None = None) -> int:
-        """Atomically take the next version number for ``name`` (1, 2, 3, … without gaps)."""
-        from pymongo import ReturnDocument
-        from pymongo.errors import DuplicateKeyError
+        """Atomically take the next version number for ``name`` (1, 2, 3, … without gaps, also
+        when several processes store the first object of a new name at once).
 
+        Raises:
+            DBError: the version counter could not be taken (see :mod:`ptdry.db.versions`).
+        """
         key = f"{project or self.project or 'default'}\x1f{name}"
-        counters = self.db.collection("counters")
-        for _ in range(5):
-            try:
-                doc = counters.find_one_and_update(
-                    {"_id": key}, {"$inc": {"seq": 1}}, upsert=True, return_document=ReturnDocument.AFTER
-                )
-                return int(doc["seq"])
-            except DuplicateKeyError:  # two first upserts raced; the loser retries
-                continue
-        raise ConfigError(f"could not assign a version to {name!r} after 5 attempts")
+        return next_value(self.db.collection("counters"), key, repr(name))
 
     # -- writing -------------------------------------------------------------------------
     def add_object(
@@ -167,8 +169,17 @@ class Repo:
         Adding an object already stored (same ``dry_id``) updates it and keeps its version
         and its other artifacts (e.g. a run's checkpoints). ``history=False`` skips writing
         the object's History records (a Session streams them itself).
+
+        Every document is built and checked before anything is written, so an object that
+        cannot be stored takes no version number and leaves no artifact behind.
+
+        Raises:
+            SerializationError: an argument or the state cannot be stored (too big, too deeply
+                nested, a NUL in a key, an unencodable value); the message names its path.
+            DBError: the server refused the write.
         """
-        from ptdry.io.archive import state_to_bytes
+        from bson.errors import InvalidDocument
+        from pymongo.errors import OperationFailure
 
         if not isinstance(obj, Module):
             raise ConfigError(f"add_object needs a ptdry Module; received {type(obj).__qualname__}")
@@ -179,46 +190,102 @@ class Repo:
         fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1}
         existing = {d["_id"]: d for d in self.modules.find({"_id": {"$in": [m.dry_id for _, m, _ in nodes]}}, fields)}
         old = existing.get(obj.dry_id, {})
-        old_artifacts = old.get("artifacts", [])
-        record = self.artifacts.put(state_to_bytes(obj.state_dict()), name="state", format="ptdry-state")
+        old_artifacts = [a for a in old.get("artifacts", []) if a.get("name") != "state"]
         project = old.get("project") or self.project or "default"
-        if old and (name is None or name == old["name"]):
-            root_name, version, created = old["name"], old["version"], old["created_at"]
-        else:
-            root_name = name or type(obj).__name__
-            version, created = self.next_version(root_name, project), utc_now()
-        # One definition of the whole tree; each nested Module's node is its definition.
-        defs = {d.dry_id: d for d in iter_defs(obj.definition()) if d.dry_id is not None}
-        docs = []
-        for path, module, parent in nodes:
-            is_root = module is obj
-            prior = existing.get(module.dry_id)
-            if is_root:
-                identity = (root_name, version, created, project)
-            elif prior:  # a nested object keeps the name and version it was first stored with
-                identity = (prior["name"], prior["version"], prior["created_at"], prior.get("project") or project)
-            else:  # "digits-mlp/trainer.model" v3 is the model of run digits-mlp v3
-                identity = (f"{root_name}/{path}", version, created, project)
-            definition = defs.get(module.dry_id) or module.definition()
-            doc = self._document(module, definition, *identity, tags=tags if is_root else [])
-            doc.update(
-                root=obj.dry_id,
-                parent=None if parent is None else parent.dry_id,
-                path=path,
-                children=[m.dry_id for _, m, p in nodes if p is module],
-                artifacts=[record, *(a for a in old_artifacts if a.get("name") != "state")] if is_root else [],
-            )
-            docs.append(doc)
-        if old:  # nested Modules no longer in the tree (e.g. a replaced child) are dropped
-            self.modules.delete_many({"root": obj.dry_id, "_id": {"$nin": [d["_id"] for d in docs]}})
-        self._write_documents([d for d in docs if d["_id"] not in existing], [d for d in docs if d["_id"] in existing])
+        keeps_version = bool(old) and (name is None or name == old["name"])
+        if keeps_version:
+            identity = (old["name"], old["version"], old["created_at"], project)
+        else:  # version 0 until every document passed its checks
+            identity = (name or type(obj).__name__, 0, utc_now(), project)
+        docs, data = self._encode(obj, nodes, existing, identity, tags, old_artifacts)
+        if not keeps_version:
+            version = self.next_version(identity[0], project)
+            for doc in docs:
+                if doc["version"] == 0:
+                    doc["version"] = version
+        record = self.artifacts.put(data, name="state", format="ptdry-state")
+        docs[0]["artifacts"][0] = record
+        new = [d for d in docs if d["_id"] not in existing]
+        try:
+            if old:  # nested Modules no longer in the tree (e.g. a replaced child) are dropped
+                self.modules.delete_many({"root": obj.dry_id, "_id": {"$nin": [d["_id"] for d in docs]}})
+            self._write_documents(new, [d for d in docs if d["_id"] in existing])
+        except (OperationFailure, InvalidDocument) as exc:  # refused by the server, which is up
+            self.modules.delete_many({"_id": {"$in": [d["_id"] for d in new]}})
+            self._release(record)
+            raise DBError(
+                f"the database refused to store {type(obj).__name__} {obj.dry_id} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); nothing new was kept"
+            ) from exc
+        except BaseException as exc:
+            self._release_after_failure(record, exc)
+            raise
         if history:
             self._write_history(obj)
-        for stale in old_artifacts:
+        for stale in old.get("artifacts", []):
             if stale.get("name") == "state" and stale.get("ref") != record["ref"]:
                 self._release(stale)
         self._loaded[obj.dry_id] = obj
         return Record(docs[0], self)
+
+    def _encode(
+        self,
+        obj: Module,
+        nodes: list[tuple[str, Module, Module | None]],
+        existing: dict[str, dict[str, Any]],
+        identity: tuple[str, int, dt.datetime, str],
+        tags: list[str],
+        other_artifacts: list[dict[str, Any]],
+    ) -> tuple[list[dict[str, Any]], bytes]:
+        """Every document of ``obj``'s tree and its state bytes, checked to be storable
+        (the root's first artifact is a placeholder for the state's record)."""
+        from ptdry.io.archive import state_to_bytes
+
+        root_name, version, created, project = identity
+        try:
+            data = state_to_bytes(obj.state_dict())
+            # One definition of the whole tree; each nested Module's node is its definition.
+            defs = {d.dry_id: d for d in iter_defs(obj.definition()) if d.dry_id is not None}
+            docs = []
+            for path, module, parent in nodes:
+                is_root = module is obj
+                prior = existing.get(module.dry_id)
+                if is_root:
+                    ident = identity
+                elif prior:  # a nested object keeps the name and version it was first stored with
+                    ident = (prior["name"], prior["version"], prior["created_at"], prior.get("project") or project)
+                else:  # "digits-mlp/trainer.model" v3 is the model of run digits-mlp v3
+                    ident = (f"{root_name}/{path}", version, created, project)
+                definition = defs.get(module.dry_id) or module.definition()
+                doc = self._document(module, definition, *ident, tags=tags if is_root else [])
+                doc.update(
+                    root=obj.dry_id,
+                    parent=None if parent is None else parent.dry_id,
+                    path=path,
+                    children=[m.dry_id for _, m, p in nodes if p is module],
+                    artifacts=[dict(_STATE_PLACEHOLDER), *other_artifacts] if is_root else [],
+                )
+                docs.append(doc)
+        except RecursionError:
+            where, depth = deepest_path(obj, type(obj).__name__)
+            raise SerializationError(
+                f"{clip(where)} nests {depth} levels deep, too deep to store (MongoDB keeps at most "
+                f"{MAX_DEPTH}); flatten the value or keep it in the state"
+            ) from None
+        for doc, (path, module, _) in zip(docs, nodes):
+            check_document(doc, type(obj).__name__ + (f".{path} ({type(module).__name__})" if path else ""))
+        return docs, data
+
+    def _release_after_failure(self, record: dict[str, Any], exc: BaseException) -> None:
+        """Drop the artifact a failed write put, unless the server is out of reach (then the
+        original error matters more; the orphan is reported in the log)."""
+        try:
+            self._release(record)
+        except db_down_errors():
+            log.warning(
+                "could not remove artifact %s:%s after a failed write (%s); the database is unreachable",
+                record["store"], record["ref"], type(exc).__name__,
+            )  # fmt: skip
 
     def _write_documents(self, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
         """Insert ``new`` and replace ``changed`` documents, in one round trip each where the
@@ -309,8 +376,17 @@ class Repo:
         limit: int = 0,
         projection: Any = None,
     ) -> list[Record]:
-        """Light records (documents, no state) of matching objects, selected in the server."""
+        """Light records (documents, no state) of matching objects, selected in the server.
+
+        ``sort`` is a list of ``(field path, 1 or -1)`` and ``projection`` a dict
+        ``{field path: 0 or 1}`` or a list of paths; both are checked like filters.
+
+        Raises:
+            SelectorError: a filter, sort or projection ptdry refuses (``$`` operators in
+                sort or projection, server-side JavaScript anywhere).
+        """
         filt = self._scope(selector)
+        sort, projection = validate_sort(sort), validate_projection(projection)
         cursor = self.modules.find(filt, projection)
         if sort:
             cursor = cursor.sort(sort)
@@ -344,11 +420,13 @@ class Repo:
         return self._load(doc)
 
     def __len__(self) -> int:
-        """Number of stored root objects (nested Modules are not counted)."""
-        return self.modules.count_documents(self._scope({"parent": None}))
+        """Number of stored objects — what ``get(Selector())`` returns, nested Modules (each
+        stored as its own document) included."""
+        return self.modules.count_documents(self._scope(None))
 
     def __iter__(self) -> Iterator[Record]:
-        return iter(self.find({"parent": None}, sort=[("created_at", 1)]))
+        """Records of every stored object (as :meth:`__len__` counts them), oldest first."""
+        return iter(self.find(None, sort=[("created_at", 1)]))
 
     def to_dataframe(self, selector: Any = None, columns: Sequence[str] | None = None) -> Any:
         """A pandas DataFrame with one row per matching object; ``columns`` are dotted paths
@@ -425,26 +503,27 @@ def flat_summary(summary: Mapping[str, Any], prefix: str = "") -> dict[str, dict
 
 
 def _ptdry_modules(obj: Module) -> list[tuple[str, Module, Module | None]]:
-    """``(path, module, parent)`` for ``obj`` and every ptdry Module below it, once each."""
+    """``(path, module, parent)`` for ``obj`` and every ptdry Module below it, once each, in
+    depth-first order (without recursion: deep trees are refused later, with a message)."""
     out: list[tuple[str, Module, Module | None]] = []
     seen: set[int] = set()
-
-    def walk(path: str, module: Module, parent: Module | None) -> None:
+    stack: list[tuple[str, Module, Module | None]] = [("", obj, None)]
+    while stack:
+        path, module, parent = stack.pop()
         if id(module) in seen:
-            return
+            continue
         seen.add(id(module))
         out.append((path, module, parent))
-        for name, child in module.named_children():
-            if isinstance(child, Module):
-                walk(f"{path}.{name}" if path else name, child, module)
-
-    walk("", obj, None)
+        children = [(f"{path}.{n}" if path else n, c, module) for n, c in module.named_children() if isinstance(c, Module)]
+        stack.extend(reversed(children))
     return out
 
 
 def _flatten(prefix: str, value: Any) -> Iterator[str]:
+    """Dotted paths of the leaves of a config tree, without nested objects' ids."""
     if isinstance(value, Mapping) and value:
         for k, v in value.items():
-            yield from _flatten(f"{prefix}.{k}", v)
+            if k != "dry_id":
+                yield from _flatten(f"{prefix}.{k}", v)
     else:
         yield prefix

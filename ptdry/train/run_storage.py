@@ -76,7 +76,7 @@ class RunStorage(CheckpointStorage):
         self._index.write_text(json.dumps({"run": self.run_id, "records": self._pending}, default=str))
 
     def _local(self) -> FileStore:
-        return FileStore(ptdry_home() / "artifacts")
+        return self.repo._store("file")  # it records this database's reference to the file
 
     # -- reading -----------------------------------------------------------------------------
     def _records(self) -> list[dict[str, Any]]:

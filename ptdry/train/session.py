@@ -23,6 +23,7 @@ from ptdry.core.status import utc_now
 from ptdry.db.history_writer import HistoryWriter, read_history, sync_journals
 from ptdry.db.interface import DBInterface, db_down_errors
 from ptdry.db.repo import Repo
+from ptdry.db.uri import mask_uri
 from ptdry.errors import ConfigError, NotFoundError
 from ptdry.train.callbacks.metric_logger import MetricLogger
 from ptdry.train.run_storage import RunStorage
@@ -150,6 +151,8 @@ class Session(Module):
         self.trainer = trainer
         self.data = data
         self.db = db if isinstance(db, DBInterface) else DBInterface(db)
+        if isinstance(db, str):  # the definition (stored with the run) never holds a password
+            self._record_argument("db", mask_uri(db))
         self.name = name
         self.seed = seed
         self.project = project
