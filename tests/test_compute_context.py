@@ -188,3 +188,16 @@ def test_a_bad_timeout_is_a_config_error():
 
     with pytest.raises(ConfigError, match=r"timeout = 0; expected seconds > 0"):
         compute_context(timeout=0)
+
+
+def test_functions_of_a_module_that_exists_only_in_memory_travel_by_value(monkeypatch):
+    import types
+
+    namespace = types.ModuleType("made_in_memory")  # like code run with exec: no file to import
+    monkeypatch.setitem(sys.modules, "made_in_memory", namespace)
+    source = (
+        "def factorial(n):\n    return 1 if n <= 1 else n * factorial(n - 1)\n"
+        "def job(n):\n    return factorial(n), __name__\n"
+    )
+    exec(compile(source, "<memory>", "exec"), namespace.__dict__)
+    assert compute_context()(namespace.job)(5) == (120, "made_in_memory")

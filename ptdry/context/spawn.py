@@ -18,6 +18,7 @@ The resources go back to the pool when the child has ended, whatever happened.
 from __future__ import annotations
 
 import functools
+import io
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -175,16 +177,69 @@ def _dill() -> Any:
     return dill
 
 
+def _memory_only(module_name: Any) -> bool:
+    """True for a module that exists only in this process (made in memory, run with ``exec``)."""
+    module = sys.modules.get(module_name) if isinstance(module_name, str) else None
+    return (
+        module is not None
+        and module_name != "__main__"
+        and getattr(module, "__file__", None) is None
+        and getattr(module, "__spec__", None) is None
+    )
+
+
+def _as_main(fn: types.FunctionType) -> types.FunctionType:
+    """A copy of ``fn`` that dill sends by value (it does so for ``__main__``'s functions)."""
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    copy.__kwdefaults__, copy.__qualname__, copy.__doc__ = fn.__kwdefaults__, fn.__qualname__, fn.__doc__
+    copy.__dict__.update(fn.__dict__)
+    copy.__module__ = "__main__"
+    return copy
+
+
+_pickler: Any = None
+
+
+def _pickler_class(dill: Any) -> Any:
+    """dill's Pickler, sending functions of memory-only modules by value.
+
+    dill sends a function of an imported module by reference (the child imports the
+    module) and one of ``__main__`` by value. A module made in memory (code run with
+    ``exec`` in a namespace of its own) has no file for the child to import, so its
+    functions go by value too, like ``__main__``'s. (Its classes still go by reference.)
+    """
+    global _pickler
+    if _pickler is None:
+
+        class PortablePickler(dill.Pickler):
+            def save(self, obj: Any, save_persistent_id: bool = True) -> None:
+                if isinstance(obj, types.FunctionType) and _memory_only(obj.__module__):
+                    copies = self.__dict__.setdefault("_ptdry_copies", {})
+                    if id(obj) not in copies:  # one copy per function: recursion and sharing stay
+                        copies[id(obj)] = (obj, _as_main(obj))
+                    obj = copies[id(obj)][1]
+                super().save(obj, save_persistent_id)
+
+        _pickler = PortablePickler
+    return _pickler
+
+
+def _dumps(dill: Any, obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    _pickler_class(dill)(buffer, dill.settings["protocol"], recurse=True).dump(obj)
+    return buffer.getvalue()
+
+
 def _dump(dill: Any, fn: Any, args: tuple, kwargs: dict, name: str) -> bytes:
     try:
-        return dill.dumps((fn, tuple(args), dict(kwargs)), recurse=True)
+        return _dumps(dill, (fn, tuple(args), dict(kwargs)))
     except Exception as exc:
         culprit = "the function"
         for what, value in [("the function", fn)] + [(f"argument {i}", a) for i, a in enumerate(args)] + [
             (f"argument {k}", v) for k, v in kwargs.items()
         ]:
             try:
-                dill.dumps(value, recurse=True)
+                _dumps(dill, value)
             except Exception:
                 culprit = what
                 break
