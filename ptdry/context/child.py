@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
     name = spec["name"]
     try:
         allocation = Allocation.from_dict(spec["allocation"])
-        configure(allocation)
+        configure(allocation, child=True)
         activate_in_child(allocation)
         import dill
 

@@ -64,8 +64,11 @@ def environment(allocation: Allocation, *, child: bool) -> dict[str, str]:
     return env
 
 
-def configure(allocation: Allocation) -> list[Undo]:
+def configure(allocation: Allocation, *, child: bool) -> list[Undo]:
     """Import the requested frameworks and apply the limits; return what undoes them.
+
+    ``child``: in a fresh process, also set what cannot be undone (torch's inter-op
+    threads, settable once per process); an existing process keeps its own.
 
     Raises:
         ContextError: a granted GPU does not exist for the framework, TensorFlow was
@@ -74,13 +77,13 @@ def configure(allocation: Allocation) -> list[Undo]:
     """
     undo: list[Undo] = []
     if "torch" in allocation.gpus or "torch" in sys.modules:
-        undo += _torch(allocation, requested="torch" in allocation.gpus)
+        undo += _torch(allocation, requested="torch" in allocation.gpus, child=child)
     if "tf" in allocation.gpus or "tensorflow" in sys.modules:
         _tensorflow(allocation, requested="tf" in allocation.gpus)
     return undo
 
 
-def _torch(allocation: Allocation, *, requested: bool) -> list[Undo]:
+def _torch(allocation: Allocation, *, requested: bool, child: bool) -> list[Undo]:
     import torch
 
     undo: list[Undo] = []
@@ -89,7 +92,7 @@ def _torch(allocation: Allocation, *, requested: bool) -> list[Undo]:
         old = torch.get_num_threads()
         torch.set_num_threads(n)
         undo.append(lambda: torch.set_num_threads(old))
-        if torch.get_num_interop_threads() != n:
+        if child and torch.get_num_interop_threads() != n:
             try:
                 torch.set_num_interop_threads(n)
             except RuntimeError as exc:  # settable once, before any inter-op work

@@ -130,7 +130,7 @@ class ContextManager:
                 for name, value in environment(allocation, child=False).items():
                     saved[name] = os.environ.get(name)
                     os.environ[name] = value
-                undo = configure(allocation)
+                undo = configure(allocation, child=False)
             except BaseException:
                 _undo(undo, saved)
                 pool.release(allocation)
