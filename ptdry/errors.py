@@ -18,7 +18,10 @@ Each class also inherits the matching built-in, so both ``except ptdry.ConfigErr
     │   ├── ServerUnavailableError (ConnectionError)
     │   └── IntegrityError                  stored bytes do not match their checksum
     ├── SelectorError (ValueError)          a query ptdry refuses or cannot parse
-    └── TrainingError (RuntimeError)        the training loop cannot go on
+    ├── TrainingError (RuntimeError)        the training loop cannot go on
+    └── ContextError (RuntimeError)         a compute context cannot be granted, or its
+        │                                   subprocess died (signal, out of memory)
+        └── ContextIncompatibilityError     the active context does not satisfy a request
 
 An exception raised by a callback keeps its type; a note names the callback and trigger.
 """
@@ -28,6 +31,8 @@ from __future__ import annotations
 __all__ = [
     "ArchiveError",
     "ConfigError",
+    "ContextError",
+    "ContextIncompatibilityError",
     "DBError",
     "IntegrityError",
     "MultipleFoundError",
@@ -129,3 +134,14 @@ class SelectorError(PtdryError, ValueError):
 
 class TrainingError(PtdryError, RuntimeError):
     """The training loop cannot go on."""
+
+
+class ContextError(PtdryError, RuntimeError):
+    """A compute context cannot be had: a resource request cannot be met (the message names
+    what is missing), or a ``compute_context`` subprocess died without a result (the message
+    gives its exit code or signal)."""
+
+
+class ContextIncompatibilityError(ContextError):
+    """``context_check`` found that the active compute context (or the lack of one) does not
+    satisfy a request; the message names what is missing and how to enter one."""

@@ -8,6 +8,7 @@ import ptdry
 
 # Update this list together with ptdry/__init__.py when the public surface changes.
 EXPORTED = [
+    "Allocation",
     "ArchiveError",
     "Bool",
     "Callback",
@@ -17,6 +18,9 @@ EXPORTED = [
     "Choice",
     "ConfigError",
     "Configuration",
+    "ContextError",
+    "ContextIncompatibilityError",
+    "ContextManager",
     "Criterion",
     "DBError",
     "DBInterface",
@@ -47,6 +51,8 @@ EXPORTED = [
     "PtdryError",
     "Record",
     "Repo",
+    "ResourcePool",
+    "ResourceRequest",
     "RunResult",
     "Selector",
     "SelectorError",
@@ -68,8 +74,11 @@ EXPORTED = [
     "UntrustedArchiveError",
     "ValidationError",
     "__version__",
+    "active_context",
     "allow",
     "build",
+    "compute_context",
+    "context_check",
     "load_object",
     "save_object",
 ]

@@ -159,13 +159,18 @@ class Module:
             raise ConfigError(f"{type(self).__name__} has no recorded keyword argument {name!r}")
         self.__dict__["_dry_kwargs"][name] = value
 
-    def definition(self) -> ObjectDef:
+    def definition(self, *, opaque: bool = False) -> ObjectDef:
         """This module as an :class:`ObjectDef` value (nested Modules as nested definitions).
+
+        Args:
+            opaque: keep argument values that a definition cannot encode (lambdas, closures,
+                local classes) as they are, instead of raising. ``to_dict()`` still refuses
+                them; ``save_object(obj, path, trusted=True)`` stores them with dill.
 
         Raises:
             SerializationError: an argument cannot be stored; the message names its path.
         """
-        return _definition(self)
+        return _definition(self, opaque)
 
     def query_document(self) -> dict[str, Any]:
         """The fields a :class:`~ptdry.db.selector.Selector` matches on."""
@@ -423,7 +428,7 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _definition(module: Module) -> ObjectDef:
+def _definition(module: Module, opaque: bool = False) -> ObjectDef:
     """The definition of ``module``: the one tree walk, with Modules and recipes as nodes."""
 
     def node(walk: Walk, value: Any, path: str) -> ObjectDef:
@@ -446,7 +451,18 @@ def _definition(module: Module) -> ObjectDef:
         new.kwargs["dry_id"] = d["_dry_id"]
         return new
 
-    return Walk((Module, ObjectDef), node, _storable)(module, type(module).__name__)
+    leaf = _storable_or_opaque if opaque else _storable
+    return Walk((Module, ObjectDef), node, leaf)(module, type(module).__name__)
+
+
+def _storable_or_opaque(value: Any, path: str) -> Any:
+    """:func:`_storable`, or the value itself when only its encoding fails (e.g. a lambda)."""
+    try:
+        return _storable(value, path)
+    except SerializationError:
+        if _is_torch_module(value) or isinstance(value, _torch_child_types()):
+            raise
+        return value
 
 
 def _storable(value: Any, path: str) -> Any:
