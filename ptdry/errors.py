@@ -18,7 +18,8 @@ Each class also inherits the matching built-in, so both ``except ptdry.ConfigErr
     │   ├── ServerUnavailableError (ConnectionError)
     │   └── IntegrityError                  stored bytes do not match their checksum
     ├── SelectorError (ValueError)          a query ptdry refuses or cannot parse
-    └── TrainingError (RuntimeError)        the training loop cannot go on
+    ├── TrainingError (RuntimeError)        the training loop cannot go on
+    └── SweepError (RuntimeError)           a sweep's workers cannot go on
 
 An exception raised by a callback keeps its type; a note names the callback and trigger.
 """
@@ -38,6 +39,7 @@ __all__ = [
     "SerializationError",
     "ServerUnavailableError",
     "StateDictError",
+    "SweepError",
     "TrainingError",
     "UntrustedArchiveError",
     "ValidationError",
@@ -129,3 +131,7 @@ class SelectorError(PtdryError, ValueError):
 
 class TrainingError(PtdryError, RuntimeError):
     """The training loop cannot go on."""
+
+
+class SweepError(PtdryError, RuntimeError):
+    """A sweep cannot go on: e.g. every local worker process died with trials unfinished."""
