@@ -6,11 +6,13 @@ from __future__ import annotations
 import pathlib
 import sys
 import threading
+import time
 
 import optuna
 import pytest
 
 from ptdry import (
+    Callback,
     ConfigError,
     DBInterface,
     NotFoundError,
@@ -27,6 +29,7 @@ from ptdry.cli.main import main as cli
 from ptdry.db.repo import Repo
 from ptdry.sweep.space import Space
 from ptdry.sweep.trials import TrialStore
+from ptdry.sweep.worker import Worker
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from _sweep_job import make_session  # noqa: E402
@@ -198,6 +201,34 @@ def test_ptdry_worker_runs_the_pending_trials_of_a_stored_sweep(mock_db, db_name
     assert "expected a number of seconds > 0; received '0'" in capsys.readouterr().err
     assert cli(["worker", "w", "--db", uri, "--import", "no_such_module_here"]) == 1
     assert "--import no_such_module_here: No module named 'no_such_module_here'" in capsys.readouterr().err
+
+
+class RequeueAt(Callback):
+    """At step 3, another worker takes this trial over (as after a false stale verdict)."""
+
+    def __init__(self, uri: str, sweep_id: str) -> None:
+        self.uri, self.sweep_id = uri, sweep_id
+
+    def on_step_end(self, trainer, step, **_):
+        if step == 3:
+            TrialStore(DBInterface(self.uri), self.sweep_id)._requeue({}, "test")  # every running trial
+            for _ in range(200):  # until the worker's heartbeat finds the claim gone
+                if trainer.should_stop:
+                    break
+                time.sleep(0.01)
+
+
+def test_a_worker_that_lost_its_trial_stops_training_and_records_nothing(mock_db, db_name):
+    sweep = Sweep(make_session(mock_db, epochs=3), {LR: [0.1]}, monitor="val.accuracy").save()
+    requeue = ObjectDef(RequeueAt, f"mongomock://{db_name}", sweep.dry_id)
+    callbacks = [*sweep.session_def.kwargs["trainer"].kwargs["callbacks"], requeue]
+    sweep.session_def = sweep.session_def.replace({"trainer.callbacks": callbacks})
+    worker = Worker(sweep, heartbeat_interval=0.02, stale_after=60)
+    assert worker.run_trial(sweep.store.claim(worker.name)) == "lost"
+    (trial,) = sweep.trials()
+    assert (trial.state, trial.value, trial.requeued) == ("pending", None, 1)
+    run = Session.load(trial.run_id, which=None, db=mock_db)
+    assert run.trainer.looper.steps_done < 12  # stopped early: 3 epochs are 12 steps
 
 
 # -- the trials store ---------------------------------------------------------------------------------

@@ -257,6 +257,8 @@ class Worker:
             self.store.finish(claim, "failed", error={"type": "TrainingError", "message": f"{sweep.monitor} is NaN"})
             return "failed"
         state = "pruned" if pruned else "completed"
-        self.store.finish(claim, state, value=float(value))
+        if not self.store.finish(claim, state, value=float(value)):
+            log.warning("trial %d of sweep %s was re-queued meanwhile; result not recorded", claim.number, sweep.name)
+            return "lost"
         log.info("trial %d of sweep %s %s: %s = %.6g", claim.number, sweep.name, state, sweep.monitor, value)
         return state
