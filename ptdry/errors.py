@@ -19,9 +19,10 @@ Each class also inherits the matching built-in, so both ``except ptdry.ConfigErr
     │   └── IntegrityError                  stored bytes do not match their checksum
     ├── SelectorError (ValueError)          a query ptdry refuses or cannot parse
     ├── TrainingError (RuntimeError)        the training loop cannot go on
-    └── ContextError (RuntimeError)         a compute context cannot be granted, or its
-        │                                   subprocess died (signal, out of memory)
-        └── ContextIncompatibilityError     the active context does not satisfy a request
+    ├── ContextError (RuntimeError)         a compute context cannot be granted, or its
+    │   │                                   subprocess died (signal, out of memory)
+    │   └── ContextIncompatibilityError     the active context does not satisfy a request
+    └── SweepError (RuntimeError)           a sweep's workers cannot go on
 
 An exception raised by a callback keeps its type; a note names the callback and trigger.
 """
@@ -43,6 +44,7 @@ __all__ = [
     "SerializationError",
     "ServerUnavailableError",
     "StateDictError",
+    "SweepError",
     "TrainingError",
     "UntrustedArchiveError",
     "ValidationError",
@@ -145,3 +147,7 @@ class ContextError(PtdryError, RuntimeError):
 class ContextIncompatibilityError(ContextError):
     """``context_check`` found that the active compute context (or the lack of one) does not
     satisfy a request; the message names what is missing and how to enter one."""
+
+
+class SweepError(PtdryError, RuntimeError):
+    """A sweep cannot go on: e.g. every local worker process died with trials unfinished."""

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptdry import Module, NotFoundError, MultipleFoundError, IntegrityError, ServerUnavailableError, ObjectDef
+from ptdry import ConfigError, Module, NotFoundError, MultipleFoundError, IntegrityError, ServerUnavailableError, ObjectDef
 from ptdry.db.interface import DBInterface, mask_uri
 from ptdry.db.repo import Record, Repo
 from ptdry.db.selector import Selector
@@ -81,6 +81,20 @@ def test_add_object_assigns_names_and_gap_free_versions(db):
     assert again.version == 1
     assert recs[0]["library_versions"]["numpy"] == np.__version__
     assert "host" in recs[0]
+
+
+def test_a_link_is_queryable_and_kept_when_the_object_is_added_again(db):
+    repo = Repo(db)
+    arr = Array(shape=(2,))
+    repo.add_object(arr, name="arr")
+    repo.link(arr.dry_id, "sweep", {"id": "s1", "name": "grid", "trial": 3})
+    repo.add_object(arr)  # e.g. a run storing its final state
+    (rec,) = repo.find({"links.sweep.name": "grid"})
+    assert rec.id == arr.dry_id and rec["links"] == {"sweep": {"id": "s1", "name": "grid", "trial": 3}}
+    with pytest.raises(NotFoundError, match=r"no stored object has dry_id 'nope'; nothing to link"):
+        repo.link("nope", "sweep", {})
+    with pytest.raises(ConfigError, match=r"a link name is a plain field name such as 'sweep'; received 'a.b'"):
+        repo.link(arr.dry_id, "a.b", 1)
 
 
 def test_nested_modules_are_stored_and_load_with_their_weights(db):

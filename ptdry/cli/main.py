@@ -1,4 +1,5 @@
-"""The ``ptdry`` command: list and inspect past runs, and manage the embedded database.
+"""The ``ptdry`` command: list and inspect past runs, manage the embedded database, and run
+a sweep's trials (``ptdry worker``).
 
 Exit codes: 0 ok, 2 bad usage, 1 error — with a one-line message on stderr and no
 traceback for errors the user can fix.
@@ -12,6 +13,7 @@ import json
 import sys
 from typing import Any, NoReturn, Sequence
 
+from ptdry.cli.worker import add_worker_parser, cmd_worker
 from ptdry.errors import PtdryError
 
 __all__ = ["main"]
@@ -32,6 +34,11 @@ WHERE_ALIASES = {
     "cls": "cls",
     "summary": "summary",
     "config": "config",
+    "links": "links",
+    "sweep": "links.sweep.name",  # `--where "sweep = NAME"`: the runs of a sweep's trials
+    "sweep.name": "links.sweep.name",
+    "sweep.id": "links.sweep.id",
+    "sweep.trial": "links.sweep.trial",
 }
 
 
@@ -72,6 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="the embedded default database server")
     db.add_argument("action", choices=["start", "stop", "status"])
+
+    add_worker_parser(sub)
     return p
 
 
@@ -84,7 +93,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        handler = {"runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "sync": cmd_sync, "db": cmd_db}[args.command]
+        handlers = {"runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "sync": cmd_sync, "db": cmd_db}
+        handler = {**handlers, "worker": cmd_worker}[args.command]
         return handler(args)
     except UsageError as exc:
         print(f"ptdry {args.command}: {exc}", file=sys.stderr)

@@ -153,11 +153,22 @@ class Module:
         return {**self.__dict__["_dry_kwargs"], "dry_id": self.dry_id}
 
     def _record_argument(self, name: str, value: Any) -> None:
-        """Change what the definition records for keyword argument ``name`` (e.g. to mask a
-        password); for subclasses, called from ``__init__``."""
-        if name not in self.__dict__["_dry_kwargs"]:
-            raise ConfigError(f"{type(self).__name__} has no recorded keyword argument {name!r}")
-        self.__dict__["_dry_kwargs"][name] = value
+        """Change what the definition records for argument ``name`` (keyword, or positional by
+        its parameter's name), e.g. to mask a password; for subclasses, called from ``__init__``."""
+        d = self.__dict__
+        if name in d["_dry_kwargs"]:
+            d["_dry_kwargs"][name] = value
+            return
+        # a positional argument: recorded in order, so its place is its parameter's place
+        params = list(inspect.signature(type(self).__init__).parameters.values())[1:]
+        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if name in positional and positional.index(name) < len(d["_dry_args"]):
+            i = positional.index(name)
+            d["_dry_args"] = (*d["_dry_args"][:i], value, *d["_dry_args"][i + 1 :])
+            return
+        raise ConfigError(
+            f"{type(self).__name__} has no recorded keyword argument {name!r} (nor a positional one of that name)"
+        )
 
     def definition(self, *, opaque: bool = False) -> ObjectDef:
         """This module as an :class:`ObjectDef` value (nested Modules as nested definitions).

@@ -64,6 +64,31 @@ class ObjectDef:
         text = _canonical_text(self.without_ids())
         return hashlib.sha256(text.encode("ascii")).hexdigest()
 
+    def replace(self, values: dict[str, Any]) -> "ObjectDef":
+        """A copy with the value at each dotted path replaced (this definition is unchanged).
+
+        A path names keyword arguments, positional arguments by their parameter's name
+        (``ObjectDef(torch.nn.Linear, 4, 2)``: ``in_features``), the extra positional
+        arguments of a ``*sizes`` parameter as ``sizes.0``, …, and dict keys and list indexes
+        inside values. A last part may also name a parameter left at its default, or any
+        key of a class taking ``**kwargs``. Ids are kept: call :meth:`without_ids` on the
+        result for a definition that builds new objects.
+
+        Example:
+            >>> d = ObjectDef(dict, opt=ObjectDef(dict, lr=0.1), sizes=[64, 10])
+            >>> d.replace({"opt.lr": 0.01, "sizes.0": 32})
+            ObjectDef(dict, opt=ObjectDef(dict, lr=0.01), sizes=[32, 10])
+
+        Raises:
+            ConfigError: a part of a path does not exist; the message names the path and
+                lists what exists where it stopped.
+        """
+        from ptdry.core.def_paths import set_paths
+
+        new = _copy_def(self)
+        set_paths(new, values, ObjectDef)
+        return new
+
     # -- building -------------------------------------------------------------------------
     def build(self) -> Any:
         """Make the object (and every nested ptdry Module definition)."""

@@ -166,8 +166,8 @@ class Repo:
     ) -> Record:
         """Store ``obj`` (and its nested Modules) with its definition, metamodules and state.
 
-        Adding an object already stored (same ``dry_id``) updates it and keeps its version
-        and its other artifacts (e.g. a run's checkpoints). ``history=False`` skips writing
+        Adding an object already stored (same ``dry_id``) updates it and keeps its version,
+        its other artifacts (e.g. a run's checkpoints) and its links (:meth:`link`). ``history=False`` skips writing
         the object's History records (a Session streams them itself).
 
         Every document is built and checked before anything is written, so an object that
@@ -187,7 +187,7 @@ class Repo:
             raise ConfigError(f"name must be a non-empty string; received {name!r}")
         tags = [tags] if isinstance(tags, str) else list(tags)
         nodes = _ptdry_modules(obj)
-        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1}
+        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1, "links": 1}
         existing = {d["_id"]: d for d in self.modules.find({"_id": {"$in": [m.dry_id for _, m, _ in nodes]}}, fields)}
         old = existing.get(obj.dry_id, {})
         old_artifacts = [a for a in old.get("artifacts", []) if a.get("name") != "state"]
@@ -197,7 +197,7 @@ class Repo:
             identity = (old["name"], old["version"], old["created_at"], project)
         else:  # version 0 until every document passed its checks
             identity = (name or type(obj).__name__, 0, utc_now(), project)
-        docs, data = self._encode(obj, nodes, existing, identity, tags, old_artifacts)
+        docs, data = self._encode(obj, nodes, existing, identity, tags, old_artifacts, old.get("links") or {})
         if not keeps_version:
             version = self.next_version(identity[0], project)
             for doc in docs:
@@ -236,6 +236,7 @@ class Repo:
         identity: tuple[str, int, dt.datetime, str],
         tags: list[str],
         other_artifacts: list[dict[str, Any]],
+        links: dict[str, Any],
     ) -> tuple[list[dict[str, Any]], bytes]:
         """Every document of ``obj``'s tree and its state bytes, checked to be storable
         (the root's first artifact is a placeholder for the state's record)."""
@@ -264,6 +265,7 @@ class Repo:
                     path=path,
                     children=[m.dry_id for _, m, p in nodes if p is module],
                     artifacts=[dict(_STATE_PLACEHOLDER), *other_artifacts] if is_root else [],
+                    links=links if is_root else {},
                 )
                 docs.append(doc)
         except RecursionError:
@@ -286,6 +288,24 @@ class Repo:
                 "could not remove artifact %s:%s after a failed write (%s); the database is unreachable",
                 record["store"], record["ref"], type(exc).__name__,
             )  # fmt: skip
+
+    def link(self, dry_id: str, name: str, value: Any) -> None:
+        """Record on stored object ``dry_id`` that it belongs to something else: field
+        ``links.<name>`` of its document (e.g. ``links.sweep = {"id", "name", "trial"}`` on a
+        sweep's run), queryable (``{"links.sweep.name": "lr-grid"}``) and kept when the
+        object is added again.
+
+        Raises:
+            ConfigError: ``name`` is not a plain field name.
+            NotFoundError: nothing is stored with ``dry_id``.
+        """
+        if not isinstance(name, str) or not name or "." in name or name.startswith("$"):
+            raise ConfigError(f"a link name is a plain field name such as 'sweep'; received {name!r}")
+        from ptdry.core import serialize
+
+        result = self.modules.update_one({"_id": dry_id}, {"$set": {f"links.{name}": serialize.encode(value, name)}})
+        if result.matched_count == 0:
+            raise NotFoundError(f"no stored object has dry_id {dry_id!r}; nothing to link")
 
     def _write_documents(self, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
         """Insert ``new`` and replace ``changed`` documents, in one round trip each where the
