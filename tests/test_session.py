@@ -179,3 +179,26 @@ def test_a_run_on_a_server_with_credentials_stores_no_password_and_loads_back(db
     assert "secret" not in repr(doc) and "alice:***@" in repr(doc["definition"])
     loaded = Session.load(session.dry_id, db=db)
     assert loaded.db is db and loaded.trainer.looper.steps_done == 12  # the last checkpoint
+
+
+def test_a_session_runs_inside_its_compute_context(db_name):
+    from ptdry.context.manager import active_context
+    from ptdry.errors import ContextError
+
+    seen = []
+
+    class Probe:
+        def on_train_start(self, **_):
+            seen.append(active_context().to_dict())
+
+    db = DBInterface(f"mongomock://{db_name}")
+    base = make_session(db, epochs=1)
+    session = Session(base.trainer, base.data, db=db, context={"num_cpus": 1})
+    session.trainer.add_callback(Probe())
+    session.run()
+    assert seen and seen[0]["num_cpus"] == 1
+    assert active_context() is None  # left when the run ended
+    assert Session.load(session.dry_id, which=None, db=db).context.to_dict() == {"num_cpus": 1}
+    base = make_session(db, epochs=1)
+    with pytest.raises(ContextError, match=r"cannot grant the resource request \{\"num_cpus\": 10000\}"):
+        Session(base.trainer, base.data, db=db, context={"num_cpus": 10_000}).run()

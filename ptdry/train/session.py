@@ -20,6 +20,8 @@ from typing import Any, Iterable, Sequence
 from ptdry.core.module import Module
 from ptdry.core.properties import Float, Instance, Int, Property, Str
 from ptdry.core.status import utc_now
+from ptdry.context.manager import ContextManager
+from ptdry.context.request import ResourceRequest
 from ptdry.db.history_writer import HistoryWriter, read_history, sync_journals
 from ptdry.db.interface import DBInterface, db_down_errors
 from ptdry.db.repo import Repo
@@ -125,6 +127,9 @@ class Session(Module):
         project: recorded on the run; queries can be scoped to it.
         tags: strings stored with the run.
         heartbeat_interval: seconds between heartbeats on the run document.
+        context: a resource request (``{"torch": {"gpu/0": 0.5}}``, ``{"num_cpus": 2}``; see
+            ``docs/contexts.md``): the whole run happens inside ``ContextManager(context)``,
+            which borrows those resources and applies their limits. None: no context.
 
     Example:
         >>> result = session.run()          # doctest: +SKIP
@@ -147,6 +152,7 @@ class Session(Module):
         project: str | None = None,
         tags: Sequence[str] = (),
         heartbeat_interval: float = 5.0,
+        context: Any = None,
     ) -> None:
         self.trainer = trainer
         self.data = data
@@ -158,6 +164,7 @@ class Session(Module):
         self.project = project
         self.tags = [tags] if isinstance(tags, str) else list(tags)
         self.heartbeat_interval = heartbeat_interval
+        self.context = None if context is None else ResourceRequest.parse(context)
         # The run's history is the trainer's: the summary and `ptdry runs` read it. It lives
         # in the `history` collection, not in every checkpoint (runs may log millions of
         # points): states record only its length, and load() reads it back.
@@ -175,7 +182,17 @@ class Session(Module):
 
         The run document is written first (status ``running``); whatever happens, it ends
         ``completed``, ``failed`` (the error is stored and re-raised) or ``interrupted``.
+        With a ``context``, all of it happens inside that compute context.
+
+        Raises:
+            ContextError: the context's resources cannot be had.
         """
+        if self.context is None:
+            return self._run()
+        with ContextManager(self.context):
+            return self._run()
+
+    def _run(self) -> RunResult:
         repo = Repo(self.db, project=self.project)
         trainer = self.trainer
         resumed = trainer.looper.started
