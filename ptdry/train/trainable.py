@@ -34,8 +34,10 @@ class Trainable(Module):
         raise NotImplementedError(f"{type(self).__name__} does not implement train_step(batch, trainer)")
 
     def eval_step(self, batch: Any, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Loss and ``metrics`` (``{name: fn(outputs, targets)}``) of one evaluation batch,
-        as batch means, without changing the model."""
+        """Loss (a batch mean) and ``metrics`` (``{name: ptdry.metrics.Metric}``) of one
+        evaluation batch, without changing the model: each metric's
+        :class:`~ptdry.metrics.Partial` (``batch_partials(metrics, outputs, targets)`` with
+        NumPy outputs and targets), which the Trainer adds up exactly over the split."""
         raise NotImplementedError(f"{type(self).__name__} does not implement eval_step(batch, metrics)")
 
     def zero_grad(self) -> None:

@@ -17,10 +17,10 @@ from ptdry.core.module import Module
 from ptdry.core.properties import Instance, Int
 from ptdry.core.statistic import Statistic
 from ptdry.errors import ConfigError, NotReadyError, add_note
+from ptdry.metrics import Accumulator, resolve_metrics
 from ptdry.train.callbacks.nan_detector import NaNDetector
 from ptdry.train.callbacks.progress_bar import ProgressBar
 from ptdry.train.looper import Looper
-from ptdry.train.metrics import resolve_metrics
 from ptdry.train.trainable import Trainable
 from ptdry.train.resume import ResumableTrainer
 from ptdry.train.rng import seed_everything, set_rng_state
@@ -52,8 +52,10 @@ class Trainer(ResumableTrainer, Module):
         looper: epochs, batch size, validation frequency; default ``Looper()``.
         callbacks: callbacks in the order they are called (filters such as ``Every(cb,
             steps=10)`` included).
-        metrics: computed on validation and test splits besides the loss: names
-            (``"accuracy"``) or functions ``fn(outputs, targets) -> batch mean``.
+        metrics: computed on validation and test splits besides the loss, over NumPy
+            outputs (:mod:`ptdry.metrics`): names (``"accuracy"``, ``"f1"``, ...), Metric
+            objects (``TopKAccuracy(k=3)``) or functions ``fn(outputs, targets) -> batch mean``
+            taking NumPy arrays. Exact over the split (not a mean of batch values).
         progress_bar: add a :class:`ProgressBar`; None: only when stderr is a terminal.
         detect_nan: add ``NaNDetector(action="raise")`` unless a NaNDetector is given.
         log_every_n_steps: record the per-step values (``step.loss``) every n steps.
@@ -311,7 +313,8 @@ class Trainer(ResumableTrainer, Module):
         self.model.optimizer_step()
 
     def eval_step(self, batch: Any) -> Mapping[str, Any]:
-        """Loss and metrics of one validation/test batch (batch means); override freely."""
+        """Loss (a batch mean) and metrics (:class:`~ptdry.metrics.Partial` sums, or batch
+        means) of one validation/test batch; override freely."""
         return self.model.eval_step(batch, self.metric_fns)
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -320,15 +323,11 @@ class Trainer(ResumableTrainer, Module):
         ``"<split>.<metric>"``; fires on_validation_start/end. Returns ``{metric: value}``."""
         step, epoch = self.looper.steps_done, self.epoch
         self._fire("on_validation_start", step=step, epoch=epoch, split=split)
-        sums: dict[str, float] = {}
-        n = 0
+        acc = Accumulator()
         with self.model.evaluating():
             for batch in data.provide(split, self.looper.batch_size):
-                size = len(batch[0])
-                for k, v in self.eval_step(batch).items():
-                    sums[k] = sums.get(k, 0.0) + (v.item() if hasattr(v, "item") else float(v)) * size
-                n += size
-        values = {k: s / n for k, s in sums.items()}
+                acc.add(self.eval_step(batch), len(batch[0]))
+        values = acc.results()
         stat = self.log(split, values, step=step, epoch=epoch)
         self._fire("on_validation_end", step=step, epoch=epoch, split=split, metrics=dict(stat))
         return values
