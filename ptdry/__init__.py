@@ -53,6 +53,7 @@ _EXPORTS: dict[str, str] = {
     "UntrustedArchiveError": "ptdry.errors",
     "ValidationError": "ptdry.errors",
     "load_object": "ptdry.io.archive",
+    "KerasModel": "ptdry.tf.keras_model",
     "save_object": "ptdry.io.archive",
     "Checkpoint": "ptdry.train.callbacks",
     "CheckpointStorage": "ptdry.train.callbacks",

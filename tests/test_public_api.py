@@ -28,6 +28,7 @@ EXPORTED = [
     "History",
     "Int",
     "IntegrityError",
+    "KerasModel",
     "LRScheduler",
     "Looper",
     "MemoryStorage",

@@ -135,6 +135,8 @@ class Model(Trainable):
         True
     """
 
+    framework = "torch"
+
     def __init__(
         self,
         net: Any,

@@ -25,6 +25,10 @@ class Trainable(Module):
     ``.item()``) or floats; ``"loss"`` is the value NaNDetector and the progress bar watch.
     """
 
+    #: The framework computing the model (``"torch"``, ``"tensorflow"``), for determinism
+    #: settings and comparison tables; None: unknown.
+    framework: str | None = None
+
     def train_step(self, batch: Any, trainer: Any) -> Mapping[str, Any]:
         """One optimization step on ``batch``; returns ``{"loss": ..., ...}``.
 

@@ -14,7 +14,7 @@ import sys
 from typing import Any, Callable, Mapping
 
 from ptdry.core.module import Module
-from ptdry.core.properties import Instance, Int
+from ptdry.core.properties import Bool, Instance, Int
 from ptdry.core.statistic import Statistic
 from ptdry.errors import ConfigError, NotReadyError, add_note
 from ptdry.metrics import Accumulator, resolve_metrics
@@ -23,7 +23,7 @@ from ptdry.train.callbacks.progress_bar import ProgressBar
 from ptdry.train.looper import Looper
 from ptdry.train.trainable import Trainable
 from ptdry.train.resume import ResumableTrainer
-from ptdry.train.rng import seed_everything, set_rng_state
+from ptdry.train.rng import enable_determinism, seed_everything, set_rng_state
 from ptdry.train.triggers import unknown_triggers, unwrap
 
 __all__ = ["Trainer"]
@@ -59,6 +59,11 @@ class Trainer(ResumableTrainer, Module):
         progress_bar: add a :class:`ProgressBar`; None: only when stderr is a terminal.
         detect_nan: add ``NaNDetector(action="raise")`` unless a NaNDetector is given.
         log_every_n_steps: record the per-step values (``step.loss``) every n steps.
+        deterministic: make the model's framework pick deterministic kernels when ``fit``
+            starts (torch's ``use_deterministic_algorithms``, TensorFlow's
+            ``enable_op_determinism``; process-wide, it stays on). With equal thread counts
+            a resumed CPU run is then bitwise identical to one never stopped, in TensorFlow
+            too (torch's CPU kernels are deterministic anyway).
 
     Example:
         >>> import torch
@@ -81,6 +86,7 @@ class Trainer(ResumableTrainer, Module):
     model = Instance(Trainable, kind="a ptdry Model(net, optimizer, criterion) or another Trainable")
     looper = Instance(Looper, kind="a Looper(epochs=..., batch_size=...)")
     log_every_n_steps = Int(min=1)
+    deterministic = Bool()
 
     def __init__(
         self,
@@ -92,6 +98,7 @@ class Trainer(ResumableTrainer, Module):
         progress_bar: bool | None = None,
         detect_nan: bool = True,
         log_every_n_steps: int = 1,
+        deterministic: bool = False,
     ) -> None:
         if not isinstance(callbacks, (list, tuple)):
             raise ConfigError(f"callbacks must be a list of callbacks; received {type(callbacks).__qualname__}")
@@ -99,6 +106,7 @@ class Trainer(ResumableTrainer, Module):
         self.looper = looper if looper is not None else Looper()
         self.metric_fns = resolve_metrics(metrics)
         self.log_every_n_steps = log_every_n_steps
+        self.deterministic = deterministic
         self.metrics: dict[str, float] = {}
         self.seed: int | None = None
         d = self.__dict__
@@ -197,6 +205,8 @@ class Trainer(ResumableTrainer, Module):
             self.load_state_dict(resume_state)
         self._check_ready(data)
         looper, run, d = self.looper, self._run, self.__dict__
+        if self.deterministic:
+            enable_determinism(self.model.framework)
         resumed = looper.started
         if resumed:
             if seed is not None and self.seed is not None and seed != self.seed:
