@@ -31,6 +31,7 @@ def make_session(epochs: int = 30, db: DBInterface | str | None = None, seed: in
                 net=ObjectDef(keras_mlp, 64, 128, 10),
                 optimizer=ObjectDef(keras.optimizers.Adam, learning_rate=1e-3),
                 loss=ObjectDef(keras.losses.SparseCategoricalCrossentropy, from_logits=True),
+                metrics=["accuracy"],  # train.accuracy, as Keras's fit reports it
             ),
             looper=Looper(epochs=epochs, batch_size=64),
             callbacks=[EarlyStopping(monitor="val.loss", patience=3), Checkpoint(every_n_epochs=1)],

@@ -73,6 +73,7 @@ _EXPORTS: dict[str, str] = {
     "RunResult": "ptdry.train.session",
     "Session": "ptdry.train.session",
     "Terminated": "ptdry.train.session",
+    "compare": "ptdry.train.compare",
     "Trainer": "ptdry.train.trainer",
     "Every": "ptdry.train.triggers",
     "Once": "ptdry.train.triggers",

@@ -71,6 +71,7 @@ EXPORTED = [
     "__version__",
     "allow",
     "build",
+    "compare",
     "load_object",
     "save_object",
 ]

@@ -88,14 +88,14 @@ class KerasModel(Trainable):
         self.jit_compile = jit_compile
         if isinstance(net, ObjectDef):
             net = self._build_net(net, input_shape)
-        elif isinstance(net, keras.Model) and not net.built and input_shape is not None:
-            net.build((None, *input_shape))
+        elif isinstance(net, keras.layers.Layer):
+            _build(net, input_shape)
         if not isinstance(net, keras.layers.Layer):
             raise ConfigError(
                 f"net must be a keras.Model or an ObjectDef of a function or class making one; "
                 f"received {type(net).__qualname__}"
             )
-        if not net.built:
+        if not net.built or not net.weights:
             raise ConfigError(
                 f"net {type(net).__name__} has no weights yet: start it with a keras.Input(shape=...) "
                 "or pass KerasModel(..., input_shape=(features,))"
@@ -110,8 +110,7 @@ class KerasModel(Trainable):
     def _build_net(self, definition: ObjectDef, input_shape: tuple[int, ...] | None) -> Any:
         def make() -> Any:
             net = definition.build()
-            if input_shape is not None and not getattr(net, "built", True):
-                net.build((None, *input_shape))
+            _build(net, input_shape)
             return net
 
         if self.init_seed is None:
@@ -127,6 +126,11 @@ class KerasModel(Trainable):
     def __call__(self, *inputs: Any, training: bool = False) -> Any:
         """The forward pass of the net (inference mode unless ``training=True``)."""
         return self.net(_inputs(inputs), training=training)
+
+    def predict_batch(self, *inputs: Any) -> Any:
+        """The forward pass in inference mode (compiled), for :meth:`predict`."""
+        x = _inputs(inputs)
+        return self._fn("forward", x)(x)
 
     # -- the Trainer's contract (see Trainable) ------------------------------------------------------
     def train_step(self, batch: Any, trainer: Any) -> Mapping[str, Any]:
@@ -257,6 +261,16 @@ class KerasModel(Trainable):
     def __repr__(self) -> str:
         opt = type(self.optimizer).__name__ if self.optimizer is not None else None
         return f"KerasModel(net={type(self.net).__name__}, optimizer={opt}, id={self.dry_id[:8]})"
+
+
+def _build(net: Any, input_shape: tuple[int, ...] | None) -> None:
+    """Create the weights of a net without them: one inference call on a zero batch (as a
+    subclassed model's weights exist only once it was called)."""
+    if input_shape is None or not hasattr(net, "built") or (net.built and net.weights):
+        return
+    import numpy as np
+
+    net(np.zeros((1, *input_shape), dtype="float32"), training=False)
 
 
 def _listens(trainer: Any) -> bool:

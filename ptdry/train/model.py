@@ -253,12 +253,17 @@ class Model(Trainable):
         return self.net.training
 
     @torch.no_grad()
-    def predict(self, *inputs: Any) -> Any:
-        """The forward pass in evaluation mode without gradients (the mode is restored)."""
+    def predict_batch(self, *inputs: Any) -> torch.Tensor:
+        """The forward pass in evaluation mode without gradients (the mode is restored);
+        NumPy inputs are made tensors on the net's device, floats of the net's dtype
+        (float64 arrays become float32 ones, as a DataProvider does)."""
+        param = next(iter(self.net.parameters()), torch.empty(0))
+        tensors = [torch.as_tensor(x, device=param.device) for x in inputs]
+        tensors = [t.to(param.dtype) if t.is_floating_point() and t.dtype != param.dtype else t for t in tensors]
         was_training = self.net.training
         self.net.eval()
         try:
-            return self.net(*inputs)
+            return self.net(*tensors)
         finally:
             self.net.train(was_training)
 

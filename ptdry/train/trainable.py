@@ -13,6 +13,7 @@ import contextlib
 from typing import Any, Iterator, Mapping
 
 from ptdry.core.module import Module
+from ptdry.train.prediction import predict
 
 __all__ = ["Trainable"]
 
@@ -77,6 +78,26 @@ class Trainable(Module):
             yield self
         finally:
             self.train(was_training)
+
+    def predict_batch(self, *inputs: Any) -> Any:
+        """The outputs for one batch of inputs (NumPy arrays), in inference mode, as an array
+        or a framework tensor."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement predict_batch(*inputs)")
+
+    def predict(self, data: Any, batch_size: int = 256, *, split: str = "test") -> Any:
+        """The model's outputs over ``data`` as NumPy arrays: every framework's models give
+        the same :class:`~ptdry.train.prediction.Predictions` ``(outputs, targets)``.
+
+        Args:
+            data: an array of inputs, a tuple ``(X, ..., y)`` (the last array is the
+                targets; ``(X,)`` for inputs only), or a DataProvider (its ``split``).
+            batch_size: samples per forward pass.
+            split: the DataProvider's split.
+
+        Raises:
+            ConfigError: ``data`` of another kind, arrays of different lengths, no samples.
+        """
+        return predict(self, data, batch_size, split)
 
     def training_problems(self) -> list[str]:
         """Why this model cannot be trained (e.g. no optimizer); empty when it can."""
