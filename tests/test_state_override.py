@@ -175,3 +175,28 @@ def test_the_base_state_dict_of_a_module_without_children_is_empty():
 def test_state_dict_of_a_db_interface_is_empty_and_loads():
     db = DBInterface("mongomock://empty-state")
     db.load_state_dict(db.state_dict())
+
+
+class Optional(Module):
+    """Its extra state has a key whose value is None: nothing to load."""
+
+    def __init__(self):
+        self.value = None
+
+    def extra_state(self):
+        return {"maybe": self.value, "always": 1}
+
+    def load_extra_state(self, state):
+        self.value = state.get("maybe")
+
+
+def test_a_key_whose_value_is_none_may_be_missing_but_others_may_not():
+    from ptdry.errors import StateDictError
+
+    m = Optional()
+    m.load_state_dict({"always": 1})  # e.g. a framework's RNG that the saving process did not use
+    m.value = 5
+    with pytest.raises(StateDictError, match=r"missing keys \(1\): maybe"):
+        m.load_state_dict({"always": 1})
+    with pytest.raises(StateDictError, match=r"missing keys \(1\): always"):
+        Optional().load_state_dict({"maybe": None})

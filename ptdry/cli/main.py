@@ -12,6 +12,8 @@ import json
 import sys
 from typing import Any, Sequence
 
+from ptdry.cli.comparisons import add_parser as add_comparisons_parser
+from ptdry.cli.comparisons import cmd_comparisons
 from ptdry.errors import PtdryError
 
 __all__ = ["main"]
@@ -65,6 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="the embedded default database server")
     db.add_argument("action", choices=["start", "stop", "status"])
+    add_comparisons_parser(sub)
     return p
 
 
@@ -76,7 +79,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        handler = {"runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "sync": cmd_sync, "db": cmd_db}[args.command]
+        handlers = {"runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "sync": cmd_sync, "db": cmd_db}
+        handler = {**handlers, "comparisons": cmd_comparisons}[args.command]
         return handler(args)
     except UsageError as exc:
         print(f"ptdry {args.command}: {exc}", file=sys.stderr)

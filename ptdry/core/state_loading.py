@@ -33,13 +33,16 @@ def state_problems(
     """The error ``load_state_dict`` must raise for ``state``, or None if it fits.
 
     ``expected`` is what the base ``state_dict`` returns (the keys the base class owns).
+    Keys whose expected value is None may be missing from ``state``.
     """
     if not isinstance(state, Mapping):
         return StateDictError(
             f"cannot load state into {type(module).__name__}: expected a mapping of key paths "
             f"(what state_dict() returns); received {type(state).__qualname__}"
         )
-    missing = sorted(set(expected) - set(state)) if strict else []
+    # a key whose current value is None has nothing to load (e.g. the generator of a
+    # framework the saving process did not use): it may be absent
+    missing = sorted(k for k in set(expected) - set(state) if expected[k] is not None) if strict else []
     unexpected = sorted(set(state) - set(expected)) if strict else []
     mismatched = dict(_mismatches(module, state, ""))
     if not (missing or unexpected or mismatched):

@@ -12,7 +12,6 @@ the data's fingerprint, metrics and values — is stored as a document of the
 from __future__ import annotations
 
 import logging
-import re
 import uuid
 from typing import Any, Iterable, Sequence
 
@@ -20,27 +19,24 @@ from ptdry.core.classpath import class_path
 from ptdry.core.dataref import DataRef
 from ptdry.core.status import utc_now
 from ptdry.core.versions import library_versions
+from ptdry.db.comparisons import store_comparison
 from ptdry.db.interface import DBInterface
-from ptdry.errors import ConfigError, NotFoundError
+from ptdry.errors import ConfigError
 from ptdry.metrics import resolve_metrics
 from ptdry.train.prediction import input_arrays, predict
 from ptdry.train.session import Session
 from ptdry.train.trainable import Trainable
 from ptdry.train.trainer import Trainer
 
-__all__ = ["COLLECTION", "compare", "load_comparison"]
+__all__ = ["compare"]
 
 log = logging.getLogger(__name__)
-
-#: Where comparisons are stored.
-COLLECTION = "comparisons"
-
 
 def _entry(item: Any, db: DBInterface | None, which: str | None, trusted: bool, allowed: Iterable[Any]) -> dict[str, Any]:
     """``{"model", "label", "run"}`` for one thing to compare."""
     run = None
     if isinstance(item, str):
-        session = _load_run(item, db, which, trusted, allowed)
+        session = Session.load(item, which=which, db=db, trusted=trusted, allowed=allowed)
         run, item = session.dry_id, session
     if isinstance(item, Session):
         run = run or item.dry_id
@@ -58,17 +54,6 @@ def _entry(item: Any, db: DBInterface | None, which: str | None, trusted: bool, 
     return {"model": item, "label": label, "run": run}
 
 
-def _load_run(run_id: str, db: DBInterface | None, which: str | None, trusted: bool, allowed: Iterable[Any]) -> Session:
-    try:
-        return Session.load(run_id, which=which, db=db, trusted=trusted, allowed=allowed)
-    except NotFoundError:
-        if which != "last" or db.collection("modules").find_one({"_id": run_id}, {"_id": 1}) is None:
-            raise
-    # a run that kept no checkpoint: its final state, stored when it ended
-    log.info("run %s has no checkpoint; comparing its final state", run_id)
-    return Session.load(run_id, which=None, db=db, trusted=trusted, allowed=allowed)
-
-
 def compare(
     models: Sequence[Any],
     data: Any,
@@ -76,7 +61,7 @@ def compare(
     *,
     db: DBInterface | str | None = None,
     split: str = "test",
-    which: str | None = "last",
+    which: str | None = None,
     batch_size: int = 256,
     name: str | None = None,
     store: bool = True,
@@ -86,15 +71,16 @@ def compare(
     """Evaluate ``models`` on the same ``data`` with the same ``metrics``; one row per model.
 
     Args:
-        models: run ids (loaded from ``db`` with checkpoint ``which``), Sessions, Trainers
+        models: run ids (loaded from ``db``, see ``which``), Sessions, Trainers
             or models (torch ``Model``, ``KerasModel``, any Trainable), in any mix.
         data: a tuple ``(X, ..., y)`` of arrays, or a DataProvider (its ``split``).
         metrics: :mod:`ptdry.metrics` names, Metric objects or functions.
         db: where runs are loaded from and the comparison is stored; default: the embedded
             database.
         split: the DataProvider's split.
-        which: the checkpoint of each run: ``"last"`` (its final state if it kept no
-            checkpoint), ``"best"``, a name, or None for the state stored at its end.
+        which: what to load of each run: None (default) the state stored when it ended
+            (what its ``test.*`` metrics measured), or a checkpoint: ``"best"``,
+            ``"last"`` or a name.
         batch_size: samples per forward pass.
         name: a name stored with the comparison.
         store: store the comparison (collection ``comparisons``).
@@ -152,7 +138,7 @@ def _store(db: DBInterface, name: str | None, data: Any, split: str, arrays: tup
         "rows": rows,
         "runs": [r["run"] for r in rows if r["run"] is not None],
     }
-    db.collection(COLLECTION).insert_one(doc)
+    store_comparison(db, doc)
     log.info("comparison %s stored in %r", doc["_id"], db)
     return doc["_id"]
 
@@ -165,18 +151,4 @@ def _table(rows: list[dict[str, Any]], comparison_id: str | None) -> Any:
     frame = pd.DataFrame(rows).set_index("model")
     frame.attrs["comparison_id"] = comparison_id
     return frame
-
-
-def load_comparison(comparison_id: str, db: DBInterface | str | None = None) -> dict[str, Any]:
-    """The stored comparison document (a unique prefix of its id is enough).
-
-    Raises:
-        NotFoundError: no comparison, or several, match.
-    """
-    coll = _db(db).collection(COLLECTION)
-    found = list(coll.find({"_id": {"$regex": f"^{re.escape(comparison_id)}"}}).limit(2))
-    if len(found) != 1:
-        what = "no comparison" if not found else "more than one comparison"
-        raise NotFoundError(f"{what} with id {comparison_id!r} in {coll.database.name!r}; see `ptdry comparisons`")
-    return found[0]
 

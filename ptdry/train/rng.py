@@ -116,21 +116,20 @@ def get_rng_state() -> dict[str, Any]:
         "numpy_has_gauss": int(has_gauss),
         "numpy_gauss": float(cached),
     }
+    # The frameworks' keys are always there (None: not imported, nothing to restore), so a
+    # state has the same keys whichever frameworks the saving process had imported.
     torch = _torch()
-    if torch is not None:
-        state["torch"] = torch.get_rng_state()
+    state["torch"] = torch.get_rng_state() if torch is not None else None
     tf = _tf()
-    if tf is not None:
-        state["tf_generator"] = tf.random.get_global_generator().state.numpy()
-        keras_gen = _keras_global_seed_generator(create=False)
-        if keras_gen is not None:
-            state["keras_seed"] = keras_gen.state.numpy()
+    state["tf_generator"] = tf.random.get_global_generator().state.numpy() if tf is not None else None
+    keras_gen = _keras_global_seed_generator(create=False) if tf is not None else None
+    state["keras_seed"] = keras_gen.state.numpy() if keras_gen is not None else None
     return state
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
     """Put the global generators back where :func:`get_rng_state` found them (a framework's
-    generator only when the state holds it).
+    generator only when the state holds it, not None).
 
     Raises:
         ConfigError: keys are missing (the message lists them).
@@ -150,16 +149,16 @@ def set_rng_state(state: dict[str, Any]) -> None:
             float(state["numpy_gauss"]),
         )
     )
-    if "torch" in state:
+    if state.get("torch") is not None:
         import torch  # a state captured with torch's generator restores it
 
         t = state["torch"]
         torch.set_rng_state(t if isinstance(t, torch.Tensor) else torch.as_tensor(np.asarray(t), dtype=torch.uint8))
-    if "tf_generator" in state:
+    if state.get("tf_generator") is not None:
         import tensorflow as tf  # a state captured with TensorFlow's generator restores it
 
         tf.random.get_global_generator().reset(np.asarray(state["tf_generator"], dtype=np.int64))
-    if "keras_seed" in state:
+    if state.get("keras_seed") is not None:
         import keras  # noqa: F401  (as for TensorFlow)
 
         _keras_global_seed_generator(create=True).state.assign(np.asarray(state["keras_seed"]))
