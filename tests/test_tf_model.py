@@ -201,3 +201,19 @@ def test_the_forward_pass_and_predict_give_the_same_outputs_in_inference_mode():
     assert outputs.shape == (96, 2) and targets is Y
     np.testing.assert_allclose(outputs[:5], out.numpy(), rtol=1e-6)
     np.testing.assert_array_equal(model.predict(X).outputs, outputs)  # no dropout in inference
+
+
+def test_a_torch_dataset_feeds_a_keras_model_in_one_pipeline():
+    from torch.utils.data import TensorDataset
+
+    torch_data = DataProvider(
+        train=TensorDataset(torch.as_tensor(X[:64]), torch.as_tensor(Y[:64])),
+        val=TensorDataset(torch.as_tensor(X[64:]), torch.as_tensor(Y[64:])),
+    )
+    model = make_model()
+    trainer = Trainer(model, Looper(epochs=3, batch_size=16), progress_bar=False)
+    before = trainer.validate(torch_data, "val")["loss"]
+    assert trainer.fit(torch_data, seed=0)["val.loss"] < before  # it learns from torch tensors
+    # the torch dataset and the same NumPy arrays give the model the same numbers
+    check = Trainer(model, Looper(batch_size=16), progress_bar=False)
+    assert check.validate(torch_data, "val") == pytest.approx(check.validate(DataProvider(val=(X[64:], Y[64:])), "val"))
