@@ -23,14 +23,15 @@ LAYERS = {
     "io": 2,
     "data": 2,
     "context": 2,
+    "metrics": 2,
     "db": 3,
     "train": 4,
-    "tf": 4,
-    "sweep": 5,
-    "cli": 6,
-    "ui": 6,
-    "__main__": 7,
-    "__init__": 7,
+    "tf": 5,
+    "sweep": 6,
+    "cli": 7,
+    "ui": 7,
+    "__main__": 8,
+    "__init__": 8,
 }
 
 

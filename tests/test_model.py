@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from _train_helpers import MLP
@@ -32,12 +33,21 @@ def test_a_model_alone_does_inference():
     assert not model.training and model.train().training
 
 
-def test_predict_runs_in_eval_mode_without_gradients_and_restores_the_mode():
-    model = Model(ObjectDef(MLP, 64, 16, 10))
-    x = torch.randn(5, 64)
-    out = model.predict(x)
-    assert not out.requires_grad and model.training
-    assert torch.equal(out, model.eval()(x).detach())
+def test_predict_runs_in_eval_mode_in_batches_and_gives_numpy_outputs_and_targets():
+    from ptdry.train.nets import MLP as DropoutMLP
+
+    model = Model(ObjectDef(DropoutMLP, 64, 16, 10, dropout=0.5))
+    x, y = np.random.default_rng(0).normal(size=(5, 64)).astype(np.float32), np.arange(5)
+    outputs, targets = model.predict((x, y), batch_size=2)
+    assert isinstance(outputs, np.ndarray) and outputs.shape == (5, 10) and targets is y
+    assert model.training  # the mode is restored
+    expected = model.eval()(torch.as_tensor(x)).detach().numpy()
+    np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-6)  # eval mode: no dropout
+    assert model.predict(x).targets is None
+    with pytest.raises(ConfigError, match=r"data arrays have different lengths \[4, 5\]"):
+        model.predict((x, y[:4]))
+    with pytest.raises(ConfigError, match="data is a str; expected an array of inputs"):
+        model.predict("x")
 
 
 def test_any_torch_module_is_wrapped_unchanged():

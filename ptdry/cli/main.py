@@ -14,6 +14,8 @@ import sys
 from typing import Any, NoReturn, Sequence
 
 from ptdry.cli.worker import add_worker_parser, cmd_worker
+from ptdry.cli.comparisons import add_parser as add_comparisons_parser
+from ptdry.cli.comparisons import cmd_comparisons
 from ptdry.errors import PtdryError
 
 __all__ = ["main"]
@@ -81,6 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     db.add_argument("action", choices=["start", "stop", "status"])
 
     add_worker_parser(sub)
+    add_comparisons_parser(sub)
     return p
 
 
@@ -94,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code or 0)
     try:
         handlers = {"runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "sync": cmd_sync, "db": cmd_db}
-        handler = {**handlers, "worker": cmd_worker}[args.command]
+        handler = {**handlers, "worker": cmd_worker, "comparisons": cmd_comparisons}[args.command]
         return handler(args)
     except UsageError as exc:
         print(f"ptdry {args.command}: {exc}", file=sys.stderr)

@@ -18,6 +18,7 @@ import torch
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
 from ptdry.errors import ConfigError, NotReadyError, TrainingError, add_note
+from ptdry.metrics import Metric, as_numpy, batch_partials, resolve_metrics
 from ptdry.train.trainable import Trainable
 
 __all__ = ["Criterion", "Model", "Optimizer"]
@@ -121,6 +122,9 @@ class Model(Trainable):
         init_seed: a net built from an ObjectDef is initialized with torch's RNG seeded by
             this number (without touching the global RNG), so equal definitions start from
             equal weights. None: use the global RNG.
+        metrics: :mod:`ptdry.metrics` computed on every training batch and recorded as
+            ``train.<name>`` (the mean of the epoch's batch values, like ``train.loss``);
+            validation metrics are the Trainer's ``metrics``.
 
     Example:
         >>> m = Model(ObjectDef(torch.nn.Linear, 4, 2), Optimizer(torch.optim.SGD, lr=0.1),
@@ -131,6 +135,8 @@ class Model(Trainable):
         True
     """
 
+    framework = "torch"
+
     def __init__(
         self,
         net: Any,
@@ -138,6 +144,7 @@ class Model(Trainable):
         criterion: Any = None,
         *,
         init_seed: int | None = 0,
+        metrics: Any = (),
     ) -> None:
         if isinstance(net, ObjectDef):
             net = _build_net(net, init_seed)
@@ -154,6 +161,7 @@ class Model(Trainable):
         self.net = net
         self.optimizer = optimizer
         self.criterion = criterion
+        self.metric_fns = resolve_metrics(metrics)
         if optimizer is not None:
             optimizer.bind(net.parameters())
 
@@ -179,21 +187,26 @@ class Model(Trainable):
         other shapes of data or training.
         """
         *inputs, targets = _split(batch, "train_step")
-        loss = self.loss(self(*inputs), targets)
+        outputs = self(*inputs)
+        loss = self.loss(outputs, targets)
         trainer.backward(loss)
         trainer.optimizer_step()
-        return {"loss": loss}
+        if not self.metric_fns:
+            return {"loss": loss}
+        o, t = as_numpy(outputs), as_numpy(targets)
+        return {"loss": loss, **{name: m(o, t) for name, m in self.metric_fns.items()}}
 
-    def eval_step(self, batch: Any, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The loss (when there is a criterion) and each metric of one batch."""
+    def eval_step(self, batch: Any, metrics: Mapping[str, Metric]) -> Mapping[str, Any]:
+        """The loss (when there is a criterion) and each metric's sums of one batch; outputs
+        and targets go to the metrics as NumPy arrays (one copy off the device per batch)."""
         *inputs, targets = _split(batch, "eval_step")
         with torch.no_grad():
             outputs = self(*inputs)
             out: dict[str, Any] = {}
             if self.criterion is not None:
                 out["loss"] = self.loss(outputs, targets)
-            for name, fn in metrics.items():
-                out[name] = fn(outputs, targets)
+            if metrics:
+                out.update(batch_partials(metrics, as_numpy(outputs), as_numpy(targets)))
         return out
 
     def zero_grad(self) -> None:
@@ -240,12 +253,17 @@ class Model(Trainable):
         return self.net.training
 
     @torch.no_grad()
-    def predict(self, *inputs: Any) -> Any:
-        """The forward pass in evaluation mode without gradients (the mode is restored)."""
+    def predict_batch(self, *inputs: Any) -> torch.Tensor:
+        """The forward pass in evaluation mode without gradients (the mode is restored);
+        NumPy inputs are made tensors on the net's device, floats of the net's dtype
+        (float64 arrays become float32 ones, as a DataProvider does)."""
+        param = next(iter(self.net.parameters()), torch.empty(0))
+        tensors = [torch.as_tensor(x, device=param.device) for x in inputs]
+        tensors = [t.to(param.dtype) if t.is_floating_point() and t.dtype != param.dtype else t for t in tensors]
         was_training = self.net.training
         self.net.eval()
         try:
-            return self.net(*inputs)
+            return self.net(*tensors)
         finally:
             self.net.train(was_training)
 

@@ -6,7 +6,8 @@
 - ``seed``, ``stop_reason`` and the running sums of the current epoch (``epoch_count``,
   ``epoch_sums``), so a mid-epoch resume computes the same epoch means;
 - ``metrics`` (latest value of every metric) and ``history`` (every Statistic recorded);
-- ``rng.*``: the Python, NumPy and torch global generator states;
+- ``rng``: the global generator states (Python, NumPy, and each framework in use) in one
+  entry, so the state's keys are the same whichever frameworks a process imported;
 - ``callbacks.<name>.<key>``: each callback's state (schedulers, early stopping, ...).
 
 Loading it into a tree built from the same definition and calling ``fit`` continues the run
@@ -49,7 +50,7 @@ class ResumableTrainer:
         else:  # the history lives elsewhere (a Session's database); remember how far it went
             out["history_len"] = len(self._hist.records)
         rng = self.__dict__["_pending_rng"] or get_rng_state()
-        out.update({f"rng.{k}": v for k, v in rng.items()})
+        out["rng"] = dict(rng)
         for name in self._cbs.names():
             cb = self._cbs[name]
             if hasattr(cb, "state_dict"):
@@ -71,8 +72,8 @@ class ResumableTrainer:
         # How many history records the state's position had (None: the history is in the
         # state); whoever keeps the history elsewhere restores it (see Session.load).
         self.__dict__["_history_len"] = state.get("history_len")
-        rng = {k[4:]: v for k, v in state.items() if k.startswith("rng.")}
-        self.__dict__["_pending_rng"] = rng or None
+        rng = state.get("rng")
+        self.__dict__["_pending_rng"] = dict(rng) if rng else None
         names = sorted(self._cbs.names(), key=len, reverse=True)  # longest first: names may hold dots
         groups: dict[str, dict[str, Any]] = {}
         for key, value in state.items():

@@ -13,6 +13,7 @@ import contextlib
 from typing import Any, Iterator, Mapping
 
 from ptdry.core.module import Module
+from ptdry.train.prediction import predict
 
 __all__ = ["Trainable"]
 
@@ -25,6 +26,10 @@ class Trainable(Module):
     ``.item()``) or floats; ``"loss"`` is the value NaNDetector and the progress bar watch.
     """
 
+    #: The framework computing the model (``"torch"``, ``"tensorflow"``), for determinism
+    #: settings and comparison tables; None: unknown.
+    framework: str | None = None
+
     def train_step(self, batch: Any, trainer: Any) -> Mapping[str, Any]:
         """One optimization step on ``batch``; returns ``{"loss": ..., ...}``.
 
@@ -34,8 +39,10 @@ class Trainable(Module):
         raise NotImplementedError(f"{type(self).__name__} does not implement train_step(batch, trainer)")
 
     def eval_step(self, batch: Any, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Loss and ``metrics`` (``{name: fn(outputs, targets)}``) of one evaluation batch,
-        as batch means, without changing the model."""
+        """Loss (a batch mean) and ``metrics`` (``{name: ptdry.metrics.Metric}``) of one
+        evaluation batch, without changing the model: each metric's
+        :class:`~ptdry.metrics.Partial` (``batch_partials(metrics, outputs, targets)`` with
+        NumPy outputs and targets), which the Trainer adds up exactly over the split."""
         raise NotImplementedError(f"{type(self).__name__} does not implement eval_step(batch, metrics)")
 
     def zero_grad(self) -> None:
@@ -71,6 +78,26 @@ class Trainable(Module):
             yield self
         finally:
             self.train(was_training)
+
+    def predict_batch(self, *inputs: Any) -> Any:
+        """The outputs for one batch of inputs (NumPy arrays), in inference mode, as an array
+        or a framework tensor."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement predict_batch(*inputs)")
+
+    def predict(self, data: Any, batch_size: int = 256, *, split: str = "test") -> Any:
+        """The model's outputs over ``data`` as NumPy arrays: every framework's models give
+        the same :class:`~ptdry.train.prediction.Predictions` ``(outputs, targets)``.
+
+        Args:
+            data: an array of inputs, a tuple ``(X, ..., y)`` (the last array is the
+                targets; ``(X,)`` for inputs only), or a DataProvider (its ``split``).
+            batch_size: samples per forward pass.
+            split: the DataProvider's split.
+
+        Raises:
+            ConfigError: ``data`` of another kind, arrays of different lengths, no samples.
+        """
+        return predict(self, data, batch_size, split)
 
     def training_problems(self) -> list[str]:
         """Why this model cannot be trained (e.g. no optimizer); empty when it can."""

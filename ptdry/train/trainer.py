@@ -14,16 +14,16 @@ import sys
 from typing import Any, Callable, Mapping
 
 from ptdry.core.module import Module
-from ptdry.core.properties import Instance, Int
+from ptdry.core.properties import Bool, Instance, Int
 from ptdry.core.statistic import Statistic
 from ptdry.errors import ConfigError, NotReadyError, add_note
+from ptdry.metrics import Accumulator, resolve_metrics
 from ptdry.train.callbacks.nan_detector import NaNDetector
 from ptdry.train.callbacks.progress_bar import ProgressBar
 from ptdry.train.looper import Looper
-from ptdry.train.metrics import resolve_metrics
 from ptdry.train.trainable import Trainable
 from ptdry.train.resume import ResumableTrainer
-from ptdry.train.rng import seed_everything, set_rng_state
+from ptdry.train.rng import enable_determinism, seed_everything, set_rng_state
 from ptdry.train.triggers import unknown_triggers, unwrap
 
 __all__ = ["Trainer"]
@@ -52,11 +52,18 @@ class Trainer(ResumableTrainer, Module):
         looper: epochs, batch size, validation frequency; default ``Looper()``.
         callbacks: callbacks in the order they are called (filters such as ``Every(cb,
             steps=10)`` included).
-        metrics: computed on validation and test splits besides the loss: names
-            (``"accuracy"``) or functions ``fn(outputs, targets) -> batch mean``.
+        metrics: computed on validation and test splits besides the loss, over NumPy
+            outputs (:mod:`ptdry.metrics`): names (``"accuracy"``, ``"f1"``, ...), Metric
+            objects (``TopKAccuracy(k=3)``) or functions ``fn(outputs, targets) -> batch mean``
+            taking NumPy arrays. Exact over the split (not a mean of batch values).
         progress_bar: add a :class:`ProgressBar`; None: only when stderr is a terminal.
         detect_nan: add ``NaNDetector(action="raise")`` unless a NaNDetector is given.
         log_every_n_steps: record the per-step values (``step.loss``) every n steps.
+        deterministic: make the model's framework pick deterministic kernels when ``fit``
+            starts (torch's ``use_deterministic_algorithms``, TensorFlow's
+            ``enable_op_determinism``; process-wide, it stays on). With equal thread counts
+            a resumed CPU run is then bitwise identical to one never stopped, in TensorFlow
+            too (torch's CPU kernels are deterministic anyway).
 
     Example:
         >>> import torch
@@ -79,6 +86,7 @@ class Trainer(ResumableTrainer, Module):
     model = Instance(Trainable, kind="a ptdry Model(net, optimizer, criterion) or another Trainable")
     looper = Instance(Looper, kind="a Looper(epochs=..., batch_size=...)")
     log_every_n_steps = Int(min=1)
+    deterministic = Bool()
 
     def __init__(
         self,
@@ -90,6 +98,7 @@ class Trainer(ResumableTrainer, Module):
         progress_bar: bool | None = None,
         detect_nan: bool = True,
         log_every_n_steps: int = 1,
+        deterministic: bool = False,
     ) -> None:
         if not isinstance(callbacks, (list, tuple)):
             raise ConfigError(f"callbacks must be a list of callbacks; received {type(callbacks).__qualname__}")
@@ -97,6 +106,7 @@ class Trainer(ResumableTrainer, Module):
         self.looper = looper if looper is not None else Looper()
         self.metric_fns = resolve_metrics(metrics)
         self.log_every_n_steps = log_every_n_steps
+        self.deterministic = deterministic
         self.metrics: dict[str, float] = {}
         self.seed: int | None = None
         d = self.__dict__
@@ -195,6 +205,8 @@ class Trainer(ResumableTrainer, Module):
             self.load_state_dict(resume_state)
         self._check_ready(data)
         looper, run, d = self.looper, self._run, self.__dict__
+        if self.deterministic:
+            enable_determinism(self.model.framework)
         resumed = looper.started
         if resumed:
             if seed is not None and self.seed is not None and seed != self.seed:
@@ -311,7 +323,8 @@ class Trainer(ResumableTrainer, Module):
         self.model.optimizer_step()
 
     def eval_step(self, batch: Any) -> Mapping[str, Any]:
-        """Loss and metrics of one validation/test batch (batch means); override freely."""
+        """Loss (a batch mean) and metrics (:class:`~ptdry.metrics.Partial` sums, or batch
+        means) of one validation/test batch; override freely."""
         return self.model.eval_step(batch, self.metric_fns)
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -320,15 +333,11 @@ class Trainer(ResumableTrainer, Module):
         ``"<split>.<metric>"``; fires on_validation_start/end. Returns ``{metric: value}``."""
         step, epoch = self.looper.steps_done, self.epoch
         self._fire("on_validation_start", step=step, epoch=epoch, split=split)
-        sums: dict[str, float] = {}
-        n = 0
+        acc = Accumulator()
         with self.model.evaluating():
             for batch in data.provide(split, self.looper.batch_size):
-                size = len(batch[0])
-                for k, v in self.eval_step(batch).items():
-                    sums[k] = sums.get(k, 0.0) + (v.item() if hasattr(v, "item") else float(v)) * size
-                n += size
-        values = {k: s / n for k, s in sums.items()}
+                acc.add(self.eval_step(batch), len(batch[0]))
+        values = acc.results()
         stat = self.log(split, values, step=step, epoch=epoch)
         self._fire("on_validation_end", step=step, epoch=epoch, split=split, metrics=dict(stat))
         return values
