@@ -202,7 +202,7 @@ class Session(Module):
             self.status.fail(exc)
             raise
         else:
-            self.status.complete()
+            self.status.complete(reason=trainer.status.reason)
         finally:
             _restore_sigterm(previous_sigterm)
             heartbeat.stop()

@@ -219,7 +219,7 @@ class Trainer(ResumableTrainer, Module):
             self._handle_exception(exc)
             raise
         run.stop_reason = None
-        self.status.complete()
+        self.status.complete(reason)
         return dict(self.metrics)
 
     __call__ = fit
