@@ -58,6 +58,7 @@ _EXPORTS: dict[str, str] = {
     "CheckpointStorage": "ptdry.train.callbacks",
     "DirectoryStorage": "ptdry.train.callbacks",
     "EarlyStopping": "ptdry.train.callbacks",
+    "EpochPrinter": "ptdry.train.callbacks",
     "LRScheduler": "ptdry.train.callbacks",
     "MemoryStorage": "ptdry.train.callbacks",
     "MetricLogger": "ptdry.train.callbacks",

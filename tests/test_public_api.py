@@ -23,6 +23,7 @@ EXPORTED = [
     "DataProvider",
     "DirectoryStorage",
     "EarlyStopping",
+    "EpochPrinter",
     "Every",
     "Float",
     "History",
