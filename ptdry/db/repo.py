@@ -17,7 +17,8 @@ from ptdry.core.status import Status, utc_now
 from ptdry.db.artifacts import ArtifactStore, FileStore, GridFSStore
 from ptdry.db.history_writer import history_document, insert_new
 from ptdry.db.interface import SCHEMA_VERSION, DBInterface
-from ptdry.db.provenance import provenance
+from ptdry.db.provenance import provenance, run_provenance
+from ptdry.db.sources import SOURCE_PREFIX, capture_sources
 from ptdry.db.query_plan import plan_filter
 from ptdry.db.selector import as_filter
 from ptdry.errors import ConfigError, MultipleFoundError, NotFoundError, UntrustedArchiveError
@@ -212,16 +213,28 @@ class Repo:
                 artifacts=[record, *(a for a in old_artifacts if a.get("name") != "state")] if is_root else [],
             )
             docs.append(doc)
+        self._add_provenance(obj, docs[0], record, old_artifacts)
         if old:  # nested Modules no longer in the tree (e.g. a replaced child) are dropped
             self.modules.delete_many({"root": obj.dry_id, "_id": {"$nin": [d["_id"] for d in docs]}})
         self._write_documents([d for d in docs if d["_id"] not in existing], [d for d in docs if d["_id"] in existing])
         if history:
             self._write_history(obj)
+        refs = {(a["store"], a["ref"]) for a in docs[0]["artifacts"]}
         for stale in old_artifacts:
-            if stale.get("name") == "state" and stale.get("ref") != record["ref"]:
+            if _replaced(stale) and (stale.get("store"), stale.get("ref")) not in refs:
                 self._release(stale)
         self._loaded[obj.dry_id] = obj
         return Record(docs[0], self)
+
+    def _add_provenance(self, obj: Module, doc: dict[str, Any], state: dict[str, Any], old_artifacts: list[dict[str, Any]]) -> None:
+        """A root's document also records the command line, the git diff, the torch thread
+        count and the user's source files (see :mod:`ptdry.db.sources`), and any fields the
+        object asks for (``obj.__dict__["_dry_document"]``, e.g. a rerun's ``rerun_of``)."""
+        sources, records = capture_sources(doc["definition"], self.artifacts)
+        doc.update(run_provenance())
+        doc["sources"] = sources
+        doc["artifacts"] = [state, *records, *(a for a in old_artifacts if not _replaced(a))]
+        doc.update(obj.__dict__.get("_dry_document") or {})
 
     def _write_documents(self, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
         """Insert ``new`` and replace ``changed`` documents, in one round trip each where the
@@ -400,6 +413,12 @@ class Repo:
         for _, module, _ in _ptdry_modules(obj):
             self._loaded.setdefault(module.dry_id, module)
         return obj
+
+
+def _replaced(artifact: Mapping[str, Any]) -> bool:
+    """Artifacts every store of a root replaces: its state and its source files."""
+    name = artifact.get("name", "")
+    return name == "state" or name.startswith(SOURCE_PREFIX)
 
 
 def nest_summary(summary: Mapping[str, Any]) -> dict[str, Any]:
