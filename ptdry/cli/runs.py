@@ -9,17 +9,7 @@ from ptdry.cli.common import UsageError, now_utc, open_repo, print_table
 from ptdry.cli.runs_table import column_name, runs_filter, runs_table, sort_spec
 from ptdry.errors import SelectorError
 
-__all__ = ["add_query_arguments", "cmd_runs", "query_runs"]
-
-
-def add_query_arguments(parser: argparse.ArgumentParser, limit: int = 20) -> None:
-    """``--where``, ``--sort``, ``--limit`` and ``--all``, as ``runs`` and ``export`` take them."""
-    parser.add_argument(
-        "--where", default=None, help='an expression like "trainer.model.optimizer.lr < 1e-3 and status = completed", or a JSON Mongo filter'
-    )
-    parser.add_argument("--sort", default="-created", help="a column to sort by; a leading '-' sorts descending: --sort=-val.accuracy")
-    parser.add_argument("--limit", type=int, default=limit, help=f"at most N runs (default {limit or 'all'}; 0 = all)")
-    parser.add_argument("--all", action="store_true", help="include nested modules, not only runs")
+__all__ = ["cmd_runs", "query_runs"]
 
 
 def query_runs(args: argparse.Namespace) -> tuple[Any, list[Any]]:

@@ -366,9 +366,13 @@ class Repo:
     def __iter__(self) -> Iterator[Record]:
         return iter(self.find({"parent": None}, sort=[("created_at", 1)]))
 
-    def to_dataframe(self, selector: Any = None, columns: Sequence[str] | None = None) -> Any:
-        """A pandas DataFrame with one row per matching object; ``columns`` are dotted paths
-        (default: id, name, version, status, created_at and every config value)."""
+    def to_dataframe(self, selector: Any = None, columns: Sequence[str] | None = None, *, summary: bool = True) -> Any:
+        """A pandas DataFrame with one row per matching object; ``columns`` are dotted paths.
+
+        By default: id, name, version, status, created_at, every config value and — with
+        ``summary`` — the best and last value of every metric (``summary.val.accuracy.best``,
+        ``summary.val.accuracy.last``, ...).
+        """
         try:
             import pandas
         except ImportError:
@@ -379,7 +383,11 @@ class Repo:
             keys: dict[str, None] = {}
             for rec in records:
                 keys.update(dict.fromkeys(_flatten("config", rec.get("config", {}))))
-            columns = base + list(keys)
+            metrics: dict[str, None] = {}
+            if summary:
+                for rec in records:
+                    metrics.update(dict.fromkeys(flat_summary(rec.get("summary") or {})))
+            columns = base + list(keys) + [f"summary.{m}.{k}" for m in metrics for k in ("best", "last")]
         rows = [{c: rec.get_path(c) for c in columns} for rec in records]
         return pandas.DataFrame(rows, columns=list(columns))
 

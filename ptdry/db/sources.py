@@ -100,7 +100,7 @@ def _user_modules(names: Iterable[str]) -> list[tuple[str, str]]:
         if len(found) >= MAX_FILES:
             break
         if module not in found and isinstance(path, str) and os.path.realpath(path).startswith(tuple(roots)):
-            if _is_user_file(path, library) and module.replace(".", "").isidentifier():
+            if _is_user_file(path, library) and module.replace(".", "").isidentifier() and not module.startswith("__"):
                 found[module] = path
     return sorted(found.items())[:MAX_FILES]
 
@@ -109,28 +109,20 @@ def capture_sources(definition: Any, store: Any) -> tuple[list[dict[str, Any]], 
     """Store the user's source files behind ``definition`` (a definition dict) in ``store``
     (an :class:`~ptdry.db.artifacts.ArtifactStore`); returns ``(sources, artifact records)``.
     Files larger than :data:`MAX_FILE_BYTES` are listed without content (``"skipped"``)."""
-    cache = store.__dict__.setdefault("_ptdry_sources", {})
     sources, records = [], []
     for module, path in _user_modules(definition_names(definition)):
         rel = _relative(module, path)
+        entry = {"module": module, "file": rel, "path": os.path.abspath(path)}
         try:
-            stat = os.stat(path)
-            key = (os.path.realpath(path), stat.st_mtime_ns, stat.st_size)
-            if key not in cache:
-                if stat.st_size > MAX_FILE_BYTES:
-                    cache[key] = None
-                else:
-                    data = pathlib.Path(path).read_bytes()
-                    cache[key] = store.put(data, name=SOURCE_PREFIX + rel, format="source")
+            if os.stat(path).st_size > MAX_FILE_BYTES:
+                sources.append({**entry, "skipped": f"larger than {MAX_FILE_BYTES} bytes"})
+                continue
+            data = pathlib.Path(path).read_bytes()
         except OSError:
             continue  # a file removed since it was imported: nothing to store
-        record = cache[key]
-        entry = {"module": module, "file": rel, "path": os.path.abspath(path)}
-        if record is None:
-            sources.append({**entry, "skipped": f"larger than {MAX_FILE_BYTES} bytes"})
-            continue
+        record = store.put(data, name=SOURCE_PREFIX + rel, format="source")  # stored once per content
         sources.append({**entry, "sha256": record["sha256"], "bytes": record["bytes"]})
-        records.append({**record, "name": SOURCE_PREFIX + rel})
+        records.append(record)
     return sources, records
 
 
