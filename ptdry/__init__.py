@@ -70,6 +70,8 @@ _EXPORTS: dict[str, str] = {
     "Criterion": "ptdry.train.model",
     "Model": "ptdry.train.model",
     "Optimizer": "ptdry.train.model",
+    "RerunResult": "ptdry.train.rerun",
+    "rerun": "ptdry.train.rerun",
     "RunResult": "ptdry.train.session",
     "Session": "ptdry.train.session",
     "Terminated": "ptdry.train.session",

@@ -48,6 +48,7 @@ EXPORTED = [
     "PtdryError",
     "Record",
     "Repo",
+    "RerunResult",
     "RunResult",
     "Selector",
     "SelectorError",
@@ -72,6 +73,7 @@ EXPORTED = [
     "allow",
     "build",
     "load_object",
+    "rerun",
     "save_object",
 ]
 

@@ -204,19 +204,23 @@ def format_value(value: Any) -> str:
     return text if len(text) <= 24 else text[:21] + "..."
 
 
-def _leaves(prefix: str, value: Any, out: dict[str, Any]) -> None:
+def _leaves(prefix: str, value: Any, out: dict[str, Any], classes: bool) -> None:
     if isinstance(value, Mapping) and value:
         for k, v in value.items():
-            if k != "__class__":
-                _leaves(f"{prefix}.{k}" if prefix else k, v, out)
-    elif not isinstance(value, (Mapping, list)):
+            if k != "__class__" or classes:
+                _leaves(f"{prefix}.{k}" if prefix else k, v, out, classes)
+    elif isinstance(value, list) and any(isinstance(v, (Mapping, list)) for v in value):
+        for i, v in enumerate(value):  # e.g. parameter groups, callbacks: one leaf per value inside
+            _leaves(f"{prefix}.{i}", v, out, classes)
+    elif not isinstance(value, Mapping):
         out[prefix] = value
 
 
-def config_leaves(config: Any) -> dict[str, Any]:
-    """``{"trainer.model.optimizer.lr": 0.001, ...}``: the scalar values of a config tree."""
+def config_leaves(config: Any, *, classes: bool = False) -> dict[str, Any]:
+    """``{"trainer.model.optimizer.lr": 0.001, ...}``: the values of a config tree by path
+    (lists of plain values stay whole; ``classes``: with the ``__class__`` of nested objects)."""
     out: dict[str, Any] = {}
-    _leaves("", config or {}, out)
+    _leaves("", config or {}, out, classes)
     return out
 
 

@@ -129,7 +129,7 @@ def _print_readable(doc: Mapping[str, Any], now: dt.datetime) -> None:
     error = status.get("error")
     if error:
         print(f"\nerror     {error.get('type')}: {str(error.get('message', '')).strip()}")
-    leaves = config_leaves(doc.get("config"))
+    leaves = config_leaves(doc.get("config"), classes=True)
     if leaves:
         print("\nconfig")
         print_table(["  name", "value"], [[f"  {k}", json.dumps(v, default=str)] for k, v in leaves.items()])
