@@ -79,9 +79,9 @@ def _relative(module: str, path: str) -> str:
 
 
 def _root(rel: str, path: str) -> str:
-    real = os.path.realpath(path)
+    """The directory that, on ``sys.path``, imports ``path`` as ``rel``."""
     suffix = os.sep + rel.replace("/", os.sep)
-    return real[: -len(suffix)] if real.endswith(suffix) else os.path.dirname(real)
+    return path[: -len(suffix)] if path.endswith(suffix) else os.path.dirname(path)
 
 
 def _user_modules(names: Iterable[str]) -> list[tuple[str, str]]:
@@ -94,13 +94,20 @@ def _user_modules(names: Iterable[str]) -> list[tuple[str, str]]:
         path = getattr(sys.modules.get(module), "__file__", None)
         if path and _is_user_file(path, library):
             found[module] = path
-    roots = {os.path.join(_root(_relative(m, p), p), "") for m, p in found.items()}
+    roots = set()
+    for module, path in found.items():
+        rel = _relative(module, path)
+        for form in (os.path.realpath(path), os.path.abspath(path)):  # as imported, and resolved
+            roots.add(os.path.join(_root(rel, form), ""))
+    prefixes = tuple(roots)
     for module, obj in list(sys.modules.items()):
-        path = getattr(obj, "__file__", None)
         if len(found) >= MAX_FILES:
             break
-        if module not in found and isinstance(path, str) and os.path.realpath(path).startswith(tuple(roots)):
-            if _is_user_file(path, library) and module.replace(".", "").isidentifier() and not module.startswith("__"):
+        path = getattr(obj, "__file__", None)
+        if module in found or not isinstance(path, str) or module.startswith("__"):
+            continue
+        if path.startswith(prefixes) and _is_user_file(path, library):  # a string test first: thousands of modules
+            if module.replace(".", "").isidentifier():
                 found[module] = path
     return sorted(found.items())[:MAX_FILES]
 
