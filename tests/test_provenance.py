@@ -17,6 +17,11 @@ def git(cwd, *args):
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_git_state(monkeypatch):
+    monkeypatch.setattr(prov, "GIT_TTL", -1.0)  # ask git every time
+
+
 @pytest.fixture
 def repo_dir(tmp_path):
     git(tmp_path, "init", "-q", "-b", "main")
@@ -25,9 +30,7 @@ def repo_dir(tmp_path):
     (tmp_path / "train.py").write_text("lr = 0.1\n")
     git(tmp_path, "add", "train.py")
     git(tmp_path, "commit", "-q", "-m", "first")
-    prov.git_state.cache_clear()
-    yield tmp_path
-    prov.git_state.cache_clear()
+    return tmp_path
 
 
 def test_a_clean_repository_gives_commit_branch_and_no_diff(repo_dir):
@@ -56,13 +59,10 @@ def test_a_detached_head_has_no_branch(repo_dir):
     assert prov.git_state(str(repo_dir))["branch"] is None
 
 
-def test_outside_a_repository_or_without_git_there_is_no_git_state(tmp_path, monkeypatch):
-    prov.git_state.cache_clear()
-    assert prov.git_state(str(tmp_path)) is None
+def test_outside_a_repository_or_without_git_there_is_no_git_state(tmp_path, repo_dir, monkeypatch):
+    assert prov.git_state(str(tmp_path.parent)) is None
     monkeypatch.setenv("PATH", "")
-    prov.git_state.cache_clear()
-    assert prov.git_state(str(tmp_path)) is None
-    prov.git_state.cache_clear()
+    assert prov.git_state(str(repo_dir)) is None
 
 
 class Stored(Module):
@@ -101,6 +101,19 @@ def test_source_files_are_stored_once_across_runs(db_name, tmp_path):
     assert repo.db.db["fs.files"].count_documents({"filename": f"{SOURCE_PREFIX}test_provenance.py"}) == 1  # still used
     repo.delete({"_id": second.id})
     assert repo.db.db["fs.files"].count_documents({"filename": f"{SOURCE_PREFIX}test_provenance.py"}) == 0
+
+
+def test_a_run_keeps_the_provenance_of_its_first_store(db_name, repo_dir, monkeypatch):
+    monkeypatch.setattr(prov, "_script_dir", lambda: str(repo_dir))
+    repo = Repo(f"mongomock://{db_name}")
+    obj = Stored(1)
+    first = repo.add_object(obj)
+    assert first["git"]["dirty"] is False and first["git"]["branch"] == "main"
+    (repo_dir / "train.py").write_text("lr = 0.5\n")  # edited while the run trains
+    assert repo.add_object(obj)["git"] == first["git"]  # its end is stored with its start's code
+    later = repo.add_object(Stored(2))  # a new run of the same process sees the edit
+    assert later["git"]["dirty"] is True and "+lr = 0.5" in later["git"]["diff"]
+    assert repo.modules.find_one({"_id": later.id, "parent": None})["git"]["diff"] == later["git"]["diff"]
 
 
 def test_definition_names_lists_classes_and_functions():

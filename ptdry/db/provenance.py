@@ -15,11 +15,12 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from typing import Any
 
 from ptdry.core.versions import library_versions
 
-__all__ = ["DIFF_LIMIT", "git_state", "library_versions", "provenance", "run_provenance"]
+__all__ = ["DIFF_LIMIT", "GIT_TTL", "git_state", "library_versions", "provenance", "run_provenance"]
 
 #: The largest diff stored with a run (bytes of UTF-8 text).
 DIFF_LIMIT = 256 * 1024
@@ -39,12 +40,26 @@ def _script_dir() -> str:
     return os.path.dirname(os.path.abspath(path)) if path else os.getcwd()
 
 
-@functools.lru_cache(maxsize=4)
+#: Seconds a git state is reused: storing many objects in a row asks git once, while a
+#: process that runs again after the code was edited (a notebook, a sweep) sees the edit.
+GIT_TTL = 2.0
+_GIT_CACHE: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+
 def git_state(cwd: str | None = None) -> dict[str, Any] | None:
     """``{"commit", "branch", "dirty", "root", "diff", "diff_truncated"}`` of the repository
     holding ``cwd`` (default: the running script's directory), or None without one.
-    ``branch`` is None on a detached HEAD; ``diff`` (``git diff HEAD``) only when dirty."""
+    ``branch`` is None on a detached HEAD; ``diff`` (``git diff HEAD``) only when dirty.
+    A new dict each call."""
     cwd = cwd or _script_dir()
+    now = time.monotonic()
+    cached = _GIT_CACHE.get(cwd)
+    if cached is None or now - cached[0] > GIT_TTL:
+        cached = _GIT_CACHE[cwd] = (now, _read_git(cwd))
+    return None if cached[1] is None else dict(cached[1])
+
+
+def _read_git(cwd: str) -> dict[str, Any] | None:
     commit = _git(["rev-parse", "HEAD"], cwd)
     if commit is None:
         return None
@@ -95,5 +110,5 @@ def run_provenance() -> dict[str, Any]:
             "script": os.path.abspath(script) if script else None,
         },
         "torch_threads": _torch_threads(),
-        "git": None if git_state() is None else dict(git_state()),
+        "git": git_state(),
     }

@@ -180,7 +180,7 @@ class Repo:
             raise ConfigError(f"name must be a non-empty string; received {name!r}")
         tags = [tags] if isinstance(tags, str) else list(tags)
         nodes = _ptdry_modules(obj)
-        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1}
+        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1, **dict.fromkeys(_RUN_PROVENANCE, 1)}
         existing = {d["_id"]: d for d in self.modules.find({"_id": {"$in": [m.dry_id for _, m, _ in nodes]}}, fields)}
         old = existing.get(obj.dry_id, {})
         old_artifacts = old.get("artifacts", [])
@@ -213,7 +213,7 @@ class Repo:
                 artifacts=[record, *(a for a in old_artifacts if a.get("name") != "state")] if is_root else [],
             )
             docs.append(doc)
-        self._add_provenance(obj, docs[0], record, old_artifacts)
+        self._add_provenance(obj, docs[0], record, old)
         if old:  # nested Modules no longer in the tree (e.g. a replaced child) are dropped
             self.modules.delete_many({"root": obj.dry_id, "_id": {"$nin": [d["_id"] for d in docs]}})
         self._write_documents([d for d in docs if d["_id"] not in existing], [d for d in docs if d["_id"] in existing])
@@ -226,14 +226,21 @@ class Repo:
         self._loaded[obj.dry_id] = obj
         return Record(docs[0], self)
 
-    def _add_provenance(self, obj: Module, doc: dict[str, Any], state: dict[str, Any], old_artifacts: list[dict[str, Any]]) -> None:
+    def _add_provenance(self, obj: Module, doc: dict[str, Any], state: dict[str, Any], old: dict[str, Any]) -> None:
         """A root's document also records the command line, the git diff, the torch thread
-        count and the user's source files (see :mod:`ptdry.db.sources`), and any fields the
-        object asks for (``obj.__dict__["_dry_document"]``, e.g. a rerun's ``rerun_of``)."""
-        sources, records = capture_sources(doc["definition"], self.artifacts)
-        doc.update(run_provenance())
-        doc["sources"] = sources
-        doc["artifacts"] = [state, *records, *(a for a in old_artifacts if not _replaced(a))]
+        count and the user's source files (see :mod:`ptdry.db.sources`) — as they were when it
+        was first stored (a run's code is the code that started it, whatever was edited
+        while it trained) — and any fields the object asks for
+        (``obj.__dict__["_dry_document"]``, e.g. a rerun's ``rerun_of``)."""
+        old_artifacts = old.get("artifacts", [])
+        if "sources" in old:
+            doc.update({k: old[k] for k in _RUN_PROVENANCE if k in old})
+            doc["artifacts"] = [state, *(a for a in old_artifacts if a.get("name") != "state")]
+        else:
+            sources, records = capture_sources(doc["definition"], self.artifacts)
+            doc.update(run_provenance())
+            doc["sources"] = sources
+            doc["artifacts"] = [state, *records, *(a for a in old_artifacts if not _replaced(a))]
         doc.update(obj.__dict__.get("_dry_document") or {})
 
     def _write_documents(self, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
@@ -421,6 +428,10 @@ class Repo:
         for _, module, _ in _ptdry_modules(obj):
             self._loaded.setdefault(module.dry_id, module)
         return obj
+
+
+#: Fields of a root's document recorded once, when it is first stored.
+_RUN_PROVENANCE = ("command", "git", "torch_threads", "sources")
 
 
 def _replaced(artifact: Mapping[str, Any]) -> bool:
