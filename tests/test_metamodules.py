@@ -129,7 +129,7 @@ def test_status_document_round_trips_through_bson():
     except KeyError as exc:
         s.fail(exc)
     doc = s.to_document()
-    assert set(doc) == {"state", "created_at", "started_at", "ended_at", "heartbeat", "error"}
+    assert set(doc) == {"state", "created_at", "started_at", "ended_at", "heartbeat", "error", "reason"}
     back = Status.from_document(through_bson(doc))
     assert back.to_document() == doc
     assert back.state == "failed" and back.error["type"] == "KeyError"

@@ -136,7 +136,7 @@ def test_bad_model_arguments_are_named(kwargs, message):
 
 
 def test_bad_optimizer_and_criterion_arguments_are_named():
-    with pytest.raises(ConfigError, match=r"optimizer_cls must be an optimizer class such as torch.optim.Adam; received 'adam'"):
+    with pytest.raises(ConfigError, match=r"Optimizer.optimizer_cls must be an optimizer class such as torch.optim.Adam: str given; received 'adam'"):
         Optimizer("adam")
     with pytest.raises(ConfigError, match=r"loss_cls must be a loss class or function; received 'mse'"):
         Criterion("mse")

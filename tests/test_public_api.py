@@ -27,6 +27,7 @@ EXPORTED = [
     "DataProvider",
     "DirectoryStorage",
     "EarlyStopping",
+    "EpochPrinter",
     "Every",
     "Float",
     "History",
@@ -52,6 +53,7 @@ EXPORTED = [
     "PtdryError",
     "Record",
     "Repo",
+    "RerunResult",
     "ResourcePool",
     "ResourceRequest",
     "RunResult",
@@ -88,6 +90,7 @@ EXPORTED = [
     "load_object",
     "loguniform",
     "randint",
+    "rerun",
     "save_object",
     "uniform",
 ]

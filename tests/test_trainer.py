@@ -228,6 +228,7 @@ def test_default_callbacks_nan_detector_always_progress_bar_on_a_terminal(monkey
     assert make_trainer(detect_nan=False).callbacks.names() == []
     assert make_trainer(callbacks=[NaNDetector("stop")]).callbacks.names() == ["NaNDetector"]
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     trainer = make_trainer(progress_bar=None)
     assert trainer.callbacks.names() == ["NaNDetector", "ProgressBar"]
     assert "ProgressBar" not in repr(trainer.definition())  # defaults are not part of the definition

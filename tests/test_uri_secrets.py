@@ -121,9 +121,9 @@ def test_errors_about_a_uri_never_show_its_password(uri, caplog):
 
 
 def test_the_cli_reports_an_unreachable_uri_in_one_line_without_the_password(capsys, monkeypatch):
-    import ptdry.cli.main
+    import ptdry.cli.runs
 
-    monkeypatch.setattr(ptdry.cli.main, "_repo", lambda args: Repo(DBInterface(args.db, timeout=0.3)))  # fail fast
+    monkeypatch.setattr(ptdry.cli.runs, "open_repo", lambda args: Repo(DBInterface(args.db, timeout=0.3)))  # fail fast
     code = main(["--db", f"mongodb://alice:{SECRET}@127.0.0.1:9/", "runs"])
     err = capsys.readouterr().err
     assert code == 1 and err.count("\n") == 1 and SECRET not in err and "alice:***@127.0.0.1:9" in err
@@ -134,3 +134,16 @@ def test_a_successful_connection_logs_the_uri_masked(server_uri, caplog):
     uri = server_uri.replace("/?", f"/?appName=ptdry-test&authMechanismProperties=AWS_SESSION_TOKEN:{SECRET}&")
     DBInterface(uri).client
     assert "connected to" in caplog.text and SECRET not in caplog.text
+
+
+def test_a_command_line_and_a_diff_are_stored_with_their_uris_masked(monkeypatch, db_name):
+    import sys
+
+    from ptdry.db.provenance import run_provenance
+    from ptdry.db.uri import mask_uris_in
+
+    monkeypatch.setattr(sys, "argv", ["train.py", "--db", f"mongodb://alice:{SECRET}@db.example:27017/runs"])
+    stored = run_provenance()
+    assert SECRET not in str(stored["command"]) and "alice:***@db.example" in str(stored["command"])
+    diff = f"+DB = 'MONGODB+SRV://bob:{SECRET}@cluster.example/x?authSource=admin'\n"
+    assert SECRET not in mask_uris_in(diff) and "bob:***@cluster.example" in mask_uris_in(diff)

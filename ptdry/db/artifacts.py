@@ -131,7 +131,8 @@ class FileStore(ArtifactStore):
 
 
 class GridFSStore(ArtifactStore):
-    """Blobs in the database's GridFS bucket ``fs``."""
+    """Blobs in the database's GridFS bucket ``fs``; identical contents are stored once
+    (records share the ``ref``, and a blob is deleted only when no document refers to it)."""
 
     kind = "gridfs"
 
@@ -141,6 +142,9 @@ class GridFSStore(ArtifactStore):
         self.fs = gridfs.GridFS(database)
 
     def _put(self, data: bytes, sha: str, name: str) -> str:
+        same = self.fs.find_one({"sha256": sha, "length": len(data)})  # identical bytes are stored once
+        if same is not None:
+            return str(same._id)
         return str(self.fs.put(data, filename=name, sha256=sha))
 
     def _get(self, ref: str) -> bytes:

@@ -135,8 +135,16 @@ class DBInterface(Module):
             from ptdry.db.server import embedded_uri
 
             uri = embedded_uri(timeout=max(self.timeout, 30.0))
+        from pymongo.errors import ConfigurationError
+
         try:
             client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=int(self.timeout * 1000), tz_aware=False)
+        except ConfigurationError as exc:
+            if uri.startswith("mongodb+srv://") and "DNS" in str(exc):  # the URI may be right: DNS is down
+                raise ServerUnavailableError(
+                    f"cannot use the database at {mask_uri(uri)}: {scrub(str(exc), uri)}"
+                ) from None
+            raise ConfigError(f"cannot use the database URI {mask_uri(uri)}: {scrub(str(exc), uri)}") from None
         except (PyMongoError, ValueError, TypeError) as exc:  # the driver's message may quote the URI
             raise ConfigError(f"cannot use the database URI {mask_uri(uri)}: {scrub(str(exc), uri)}") from None
         try:

@@ -19,8 +19,9 @@ from ptdry.db.artifacts import ArtifactStore, FileStore, GridFSStore
 from ptdry.db.bson_check import MAX_DEPTH, check_document, clip, deepest_path
 from ptdry.db.history_writer import history_document, insert_new
 from ptdry.db.interface import SCHEMA_VERSION, DBInterface, db_down_errors
-from ptdry.db.provenance import provenance
+from ptdry.db.provenance import provenance, run_provenance
 from ptdry.db.query_options import validate_projection, validate_sort
+from ptdry.db.sources import SOURCE_PREFIX, capture_sources
 from ptdry.db.query_plan import plan_filter
 from ptdry.db.selector import as_filter
 from ptdry.db.versions import next_value
@@ -187,7 +188,7 @@ class Repo:
             raise ConfigError(f"name must be a non-empty string; received {name!r}")
         tags = [tags] if isinstance(tags, str) else list(tags)
         nodes = _ptdry_modules(obj)
-        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1, "links": 1}
+        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1, "links": 1, **dict.fromkeys(_RUN_PROVENANCE, 1)}
         existing = {d["_id"]: d for d in self.modules.find({"_id": {"$in": [m.dry_id for _, m, _ in nodes]}}, fields)}
         old = existing.get(obj.dry_id, {})
         old_artifacts = [a for a in old.get("artifacts", []) if a.get("name") != "state"]
@@ -205,6 +206,7 @@ class Repo:
                     doc["version"] = version
         record = self.artifacts.put(data, name="state", format="ptdry-state")
         docs[0]["artifacts"][0] = record
+        self._add_provenance(obj, docs[0], record, old)
         new = [d for d in docs if d["_id"] not in existing]
         try:
             if old:  # nested Modules no longer in the tree (e.g. a replaced child) are dropped
@@ -212,18 +214,21 @@ class Repo:
             self._write_documents(new, [d for d in docs if d["_id"] in existing])
         except (OperationFailure, InvalidDocument) as exc:  # refused by the server, which is up
             self.modules.delete_many({"_id": {"$in": [d["_id"] for d in new]}})
-            self._release(record)
+            for put in _new_artifacts(docs[0], old):
+                self._release(put)
             raise DBError(
                 f"the database refused to store {type(obj).__name__} {obj.dry_id} "
                 f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); nothing new was kept"
             ) from exc
         except BaseException as exc:
-            self._release_after_failure(record, exc)
+            for put in _new_artifacts(docs[0], old):
+                self._release_after_failure(put, exc)
             raise
         if history:
             self._write_history(obj)
+        refs = {(a["store"], a["ref"]) for a in docs[0]["artifacts"]}
         for stale in old.get("artifacts", []):
-            if stale.get("name") == "state" and stale.get("ref") != record["ref"]:
+            if _replaced(stale) and (stale.get("store"), stale.get("ref")) not in refs:
                 self._release(stale)
         self._loaded[obj.dry_id] = obj
         return Record(docs[0], self)
@@ -306,6 +311,23 @@ class Repo:
         result = self.modules.update_one({"_id": dry_id}, {"$set": {f"links.{name}": serialize.encode(value, name)}})
         if result.matched_count == 0:
             raise NotFoundError(f"no stored object has dry_id {dry_id!r}; nothing to link")
+
+    def _add_provenance(self, obj: Module, doc: dict[str, Any], state: dict[str, Any], old: dict[str, Any]) -> None:
+        """A root's document also records the command line, the git diff, the torch thread
+        count and the user's source files (see :mod:`ptdry.db.sources`) — as they were when it
+        was first stored (a run's code is the code that started it, whatever was edited
+        while it trained) — and any fields the object asks for
+        (``obj.__dict__["_dry_document"]``, e.g. a rerun's ``rerun_of``)."""
+        old_artifacts = old.get("artifacts", [])
+        if "sources" in old:
+            doc.update({k: old[k] for k in _RUN_PROVENANCE if k in old})
+            doc["artifacts"] = [state, *(a for a in old_artifacts if a.get("name") != "state")]
+        else:
+            sources, records = capture_sources(doc["definition"], self.artifacts)
+            doc.update(run_provenance())
+            doc["sources"] = sources
+            doc["artifacts"] = [state, *records, *(a for a in old_artifacts if not _replaced(a))]
+        doc.update(obj.__dict__.get("_dry_document") or {})
 
     def _write_documents(self, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
         """Insert ``new`` and replace ``changed`` documents, in one round trip each where the
@@ -448,9 +470,13 @@ class Repo:
         """Records of every stored object (as :meth:`__len__` counts them), oldest first."""
         return iter(self.find(None, sort=[("created_at", 1)]))
 
-    def to_dataframe(self, selector: Any = None, columns: Sequence[str] | None = None) -> Any:
-        """A pandas DataFrame with one row per matching object; ``columns`` are dotted paths
-        (default: id, name, version, status, created_at and every config value)."""
+    def to_dataframe(self, selector: Any = None, columns: Sequence[str] | None = None, *, summary: bool = True) -> Any:
+        """A pandas DataFrame with one row per matching object; ``columns`` are dotted paths.
+
+        By default: id, name, version, status, created_at, every config value and — with
+        ``summary`` — the best and last value of every metric (``summary.val.accuracy.best``,
+        ``summary.val.accuracy.last``, ...).
+        """
         try:
             import pandas
         except ImportError:
@@ -461,7 +487,11 @@ class Repo:
             keys: dict[str, None] = {}
             for rec in records:
                 keys.update(dict.fromkeys(_flatten("config", rec.get("config", {}))))
-            columns = base + list(keys)
+            metrics: dict[str, None] = {}
+            if summary:
+                for rec in records:
+                    metrics.update(dict.fromkeys(flat_summary(rec.get("summary") or {})))
+            columns = base + list(keys) + [f"summary.{m}.{k}" for m in metrics for k in ("best", "last")]
         rows = [{c: rec.get_path(c) for c in columns} for rec in records]
         return pandas.DataFrame(rows, columns=list(columns))
 
@@ -495,6 +525,23 @@ class Repo:
         for _, module, _ in _ptdry_modules(obj):
             self._loaded.setdefault(module.dry_id, module)
         return obj
+
+
+#: Fields of a root's document recorded once, when it is first stored.
+_RUN_PROVENANCE = ("command", "git", "torch_threads", "sources")
+
+
+def _new_artifacts(doc: Mapping[str, Any], old: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The artifacts ``doc`` names that ``old`` (its stored version) did not: what a failed
+    write must release (the state, source files stored for the first time)."""
+    before = {(a.get("store"), a.get("ref")) for a in old.get("artifacts", [])}
+    return [a for a in doc.get("artifacts", []) if (a.get("store"), a.get("ref")) not in before]
+
+
+def _replaced(artifact: Mapping[str, Any]) -> bool:
+    """Artifacts every store of a root replaces: its state and its source files."""
+    name = artifact.get("name", "")
+    return name == "state" or name.startswith(SOURCE_PREFIX)
 
 
 def nest_summary(summary: Mapping[str, Any]) -> dict[str, Any]:

@@ -55,6 +55,15 @@ def mask_uri(uri: str | None) -> str:
     return head + _mask_options(rest)
 
 
+_ANY_URI = re.compile(r"mongodb(?:\+srv)?://[^\s'\"<>]+", re.IGNORECASE)
+
+
+def mask_uris_in(text: str) -> str:
+    """``text`` (a command line, a diff) with every MongoDB URI in it masked by :func:`mask_uri`:
+    such text is stored with runs, and a ``--db mongodb://user:password@...`` must not be."""
+    return _ANY_URI.sub(lambda m: mask_uri(m.group(0)), text)
+
+
 def scrub(text: str, uri: str | None) -> str:
     """``text`` (e.g. a driver's error message) with every secret of ``uri`` replaced by ``***``."""
     if not uri:

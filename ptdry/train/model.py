@@ -11,44 +11,52 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
+from ptdry.core.properties import Instance
 from ptdry.errors import ConfigError, NotReadyError, TrainingError, add_note
 from ptdry.metrics import Metric, as_numpy, batch_partials, resolve_metrics
+from ptdry.train.param_groups import check_groups, resolve_groups
 from ptdry.train.trainable import Trainable
 
 __all__ = ["Criterion", "Model", "Optimizer"]
 
 
 class Optimizer(Module):
-    """An optimizer class and its arguments, bound to parameters later.
+    """An optimizer class and its arguments, bound to a network's parameters later.
 
-    ``bind(params)`` builds ``optimizer_cls(params, **kwargs)`` as the child
+    ``bind(net)`` builds ``optimizer_cls(params, **kwargs)`` as the child
     ``torch_optimizer``, whose state is then part of ``state_dict()``.
 
     Args:
         optimizer_cls: a ``torch.optim.Optimizer`` subclass (or any class taking the
             parameters first).
-        **kwargs: its arguments (``lr=1e-3``, ``weight_decay=...``).
+        groups: parameter groups by name, e.g. ``[{"params": "backbone", "lr": 1e-4},
+            {"params": "head"}]``: each ``"params"`` is a submodule path, a parameter name,
+            a glob (``"*.bias"``) or a ``"re:"`` regex (or a list of these), and the other
+            keys override ``kwargs`` for that group. Every parameter must be in exactly one
+            group. The groups are stored in the definition, so runs can be queried by them
+            (``config.trainer.model.optimizer.groups.lr``). See :mod:`ptdry.train.param_groups`.
+        **kwargs: its arguments (``lr=1e-3``, ``weight_decay=...``), the defaults of every group.
 
     Example:
-        >>> opt = Optimizer(torch.optim.SGD, lr=0.1)
-        >>> _ = opt.bind(torch.nn.Linear(2, 1).parameters())
-        >>> opt.lr
-        0.1
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Linear(4, 1))
+        >>> opt = Optimizer(torch.optim.SGD, lr=0.1, groups=[{"params": "0", "lr": 0.01}, {"params": "1"}])
+        >>> _ = opt.bind(net)
+        >>> opt.lrs, opt.group_names()[1]
+        ([0.01, 0.1], ['1.weight', '1.bias'])
     """
 
-    def __init__(self, optimizer_cls: type, **kwargs: Any) -> None:
-        if not isinstance(optimizer_cls, type):
-            raise ConfigError(
-                f"optimizer_cls must be an optimizer class such as torch.optim.Adam; received {optimizer_cls!r}"
-            )
-        _check_arguments(optimizer_cls, kwargs)
+    optimizer_cls = Instance(type, kind="an optimizer class such as torch.optim.Adam")
+
+    def __init__(self, optimizer_cls: type, *, groups: Sequence[Mapping[str, Any]] | None = None, **kwargs: Any) -> None:
         self.optimizer_cls = optimizer_cls
+        self.groups = None if groups is None else check_groups(groups)
+        _check_arguments(optimizer_cls, kwargs, self.groups)
         self.kwargs = dict(kwargs)
 
     @property
@@ -56,10 +64,36 @@ class Optimizer(Module):
         """True once :meth:`bind` built the torch optimizer."""
         return "torch_optimizer" in self.__dict__
 
-    def bind(self, params: Iterable[Any]) -> torch.optim.Optimizer:
-        """Build the torch optimizer over ``params`` (replacing one built before); returns it."""
+    def bind(self, target: Any) -> torch.optim.Optimizer:
+        """Build the torch optimizer over a network's parameters (or, without ``groups``, any
+        iterable of parameters), replacing one built before; returns it.
+
+        Raises:
+            ConfigError: ``groups`` do not assign every parameter to exactly one group, or
+                name parameters the net does not have.
+        """
+        if self.groups is not None:
+            if not isinstance(target, torch.nn.Module):
+                raise ConfigError(
+                    "Optimizer(groups=...) names parameters, so it binds to the network: bind(net), "
+                    f"not to {type(target).__qualname__}"
+                )
+            params, names = resolve_groups(target, self.groups)
+        elif isinstance(target, torch.nn.Module):
+            named = list(target.named_parameters())
+            params, names = [p for _, p in named], [[n for n, _ in named]]
+        else:
+            params, names = target, None
         self.torch_optimizer = self.optimizer_cls(params, **self.kwargs)
+        self.__dict__["_group_names"] = names
         return self.torch_optimizer
+
+    def group_names(self) -> list[list[str]]:
+        """The parameter names of each group, in group order (after :meth:`bind` to a net)."""
+        names = self.__dict__.get("_group_names")
+        if names is None:
+            raise NotReadyError(f"{self!r} was not bound to a network (bind(net)), so its parameters have no names")
+        return [list(n) for n in names]
 
     def _opt(self) -> torch.optim.Optimizer:
         if not self.bound:
@@ -85,6 +119,11 @@ class Optimizer(Module):
     def lr(self) -> float:
         """The learning rate of the first parameter group."""
         return self._opt().param_groups[0]["lr"]
+
+    @property
+    def lrs(self) -> list[float]:
+        """The learning rate of every parameter group."""
+        return [g["lr"] for g in self._opt().param_groups]
 
     def problems(self) -> list[str]:
         return super().problems() + ([] if self.bound else ["optimizer not bound to parameters"])
@@ -163,7 +202,7 @@ class Model(Trainable):
         self.criterion = criterion
         self.metric_fns = resolve_metrics(metrics)
         if optimizer is not None:
-            optimizer.bind(net.parameters())
+            optimizer.bind(net)
 
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
         """The forward pass of the net."""
@@ -278,15 +317,29 @@ def _split(batch: Any, step: str) -> Any:
     return batch
 
 
-def _check_arguments(optimizer_cls: type, kwargs: dict[str, Any]) -> None:
-    """Build the optimizer once over a dummy parameter, so bad arguments (``lr="0.1"``) fail
-    here, where the Optimizer is made, not later when a Model binds it."""
+def _check_arguments(optimizer_cls: type, kwargs: dict[str, Any], groups: list[dict[str, Any]] | None) -> None:
+    """Build the optimizer once over dummy parameters (one per group), so bad arguments
+    (``lr="0.1"``, a misspelled group option) fail here, where the Optimizer is made, not
+    later when a Model binds it."""
+    params: Any = [torch.zeros(1, requires_grad=True)]
+    if groups is not None:
+        params = [{**g, "params": [torch.zeros(1, requires_grad=True)]} for g in groups]
     try:
-        optimizer_cls([torch.zeros(1, requires_grad=True)], **kwargs)
+        built = optimizer_cls(params, **kwargs)
     except Exception as exc:
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
+        if groups is not None:
+            given += f", groups={groups!r}"
         add_note(exc, f"{optimizer_cls.__module__}.{optimizer_cls.__qualname__} rejected {given}")
         raise
+    known = getattr(built, "defaults", None)
+    for i, group in enumerate(groups or ()):
+        unknown = sorted(set(group) - {"params"} - set(known or group))
+        if unknown:
+            raise ConfigError(
+                f"groups[{i}] option {unknown[0]!r} is not an argument of {optimizer_cls.__qualname__} "
+                f"(its arguments: {', '.join(sorted(known))})"
+            )
 
 
 def _build_net(definition: ObjectDef, init_seed: int | None) -> torch.nn.Module:

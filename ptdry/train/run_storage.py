@@ -28,6 +28,7 @@ __all__ = ["RunStorage"]
 log = logging.getLogger(__name__)
 
 PREFIX = "checkpoint/"
+FILE_PREFIX = "file/"
 
 
 class RunStorage(CheckpointStorage):
@@ -57,6 +58,36 @@ class RunStorage(CheckpointStorage):
         record["meta"] = {**meta, "name": name}
         self._pending.append(record)
         self.flush()
+
+    def put_file(self, name: str, data: bytes, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store ``data`` as the run's file ``name`` (record ``file/<name>``), replacing a file
+        of that name; while the database is away it waits like a checkpoint. Returns the record."""
+        full = FILE_PREFIX + name
+        try:
+            record = self.repo.artifacts.put(data, name=full, format="file")
+        except db_down_errors() as exc:
+            log.warning("database unreachable (%s): file %s goes to the local file store", type(exc).__name__, name)
+            record = self._local().put(data, name=full, format="file")
+        record["meta"] = dict(meta or {})
+        old = self._records_named(full)
+        self._pending = [r for r in self._pending if r.get("name") != full]
+        try:
+            self.repo.modules.update_one({"_id": self.run_id}, {"$pull": {"artifacts": {"name": full}}})
+            for stale in old:
+                if stale.get("ref") != record["ref"]:
+                    self.repo._release(stale)
+        except db_down_errors():
+            pass  # the record below is pushed later; the old one stays listed until then
+        self._pending.append(record)
+        self.flush()
+        return record
+
+    def _records_named(self, full: str) -> list[dict[str, Any]]:
+        try:
+            doc = self.repo.modules.find_one({"_id": self.run_id}, {"artifacts": 1}) or {}
+        except db_down_errors():
+            return []
+        return [a for a in doc.get("artifacts", []) if a.get("name") == full]
 
     def flush(self) -> bool:
         """Push waiting checkpoint records to the run document; True when none wait."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import re
 import signal
 import threading
 from typing import Any, Iterable, Sequence
@@ -55,6 +57,19 @@ def _provides(data: Any) -> bool:
     if not hasattr(data, "provide"):
         raise TypeError(f"a DataProvider is needed, not a {type(data).__qualname__}")
     return True
+
+
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*(/[A-Za-z0-9_][A-Za-z0-9_.=+-]*)*\Z")
+
+
+def _file_name(path: Any, name: str | None) -> str:
+    name = os.path.basename(os.fspath(path)) if name is None else name
+    if not isinstance(name, str) or not _FILE_NAME.match(name) or ".." in name.split("/"):
+        raise ConfigError(
+            f"a run's file name must be relative, of letters, digits and . _ - = + with / between folders "
+            f"(like plots/loss.png); received {name!r}"
+        )
+    return name
 
 
 class _Heartbeat(threading.Thread):
@@ -204,6 +219,7 @@ class Session(Module):
             raise
         storage = RunStorage(repo, self.dry_id)
         trainer.checkpoint_storage = storage
+        self._attach_waiting_files(storage)
         writer = HistoryWriter(lambda: repo.db.collection("history"), self.dry_id, start_seq=len(trainer.history))
         logger = self._attach_logger(writer)
         heartbeat = _Heartbeat(self, repo, self.heartbeat_interval)
@@ -222,7 +238,7 @@ class Session(Module):
             self.status.fail(exc)
             raise
         else:
-            self.status.complete()
+            self.status.complete(reason=trainer.status.reason)
         finally:
             _restore_sigterm(previous_sigterm)
             heartbeat.stop()
@@ -257,6 +273,34 @@ class Session(Module):
                 "journal (`ptdry sync`) and its last checkpoint in the local store",
                 self.dry_id, self.status.state, type(exc).__name__,
             )  # fmt: skip
+
+    # -- files kept with the run ---------------------------------------------------------------------
+    def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> dict[str, Any]:
+        """Keep the file at ``path`` (a plot, predictions, a report) with this run, as ``name``
+        (default: the file's name; ``/`` makes folders). Logging a name again replaces the
+        file. ``ptdry show ID`` lists the files and ``ptdry get ID NAME`` fetches one.
+
+        The bytes go to the run's artifact store (files under ``$PTDRY_HOME`` for the
+        embedded server, GridFS otherwise); called before :meth:`run`, the file is attached
+        when the run document is written. Returns the stored record.
+
+        Raises:
+            ConfigError: ``name`` is not a relative name like ``plots/loss.png``.
+            FileNotFoundError: no file at ``path``.
+        """
+        name = _file_name(path, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        meta = {"source": os.path.abspath(path), "t": utc_now()}
+        repo = Repo(self.db, project=self.project)
+        if repo.modules.find_one({"_id": self.dry_id}, {"_id": 1}) is None:
+            self.__dict__.setdefault("_waiting_files", {})[name] = (data, meta)
+            return {"name": f"file/{name}", "bytes": len(data), "meta": meta, "waiting": True}
+        return RunStorage(repo, self.dry_id).put_file(name, data, meta)
+
+    def _attach_waiting_files(self, storage: RunStorage) -> None:
+        for name, (data, meta) in self.__dict__.pop("_waiting_files", {}).items():
+            storage.put_file(name, data, meta)
 
     # -- resuming and loading ----------------------------------------------------------------------
     @classmethod

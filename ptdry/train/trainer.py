@@ -14,10 +14,11 @@ import sys
 from typing import Any, Callable, Mapping
 
 from ptdry.core.module import Module
-from ptdry.core.properties import Bool, Instance, Int
+from ptdry.core.properties import Bool, Choice, Instance, Int
 from ptdry.core.statistic import Statistic
 from ptdry.errors import ConfigError, NotReadyError, add_note
 from ptdry.metrics import Accumulator, resolve_metrics
+from ptdry.train.callbacks.epoch_printer import EpochPrinter
 from ptdry.train.callbacks.nan_detector import NaNDetector
 from ptdry.train.callbacks.progress_bar import ProgressBar
 from ptdry.train.looper import Looper
@@ -44,6 +45,24 @@ class _Run:
         self.stop_reason: str | None = None
 
 
+def _interactive() -> bool:
+    """Stdout and stderr are terminals, or this is a notebook kernel (tqdm.auto draws there)."""
+    if "ipykernel" in sys.modules:
+        return True
+    return all(bool(getattr(s, "isatty", lambda: False)()) for s in (sys.stdout, sys.stderr))
+
+
+def _resolve_verbose(verbose: int | str, progress_bar: bool | None) -> int:
+    """0, 1 or 2 from ``verbose`` and the former ``progress_bar`` switch."""
+    if progress_bar is not None:
+        if verbose != "auto":
+            raise ConfigError(f"give verbose= or progress_bar=, not both; received verbose={verbose!r}, progress_bar={progress_bar!r}")
+        return 1 if progress_bar else 0
+    if verbose == "auto":
+        return 1 if _interactive() else 2
+    return int(verbose)
+
+
 class Trainer(ResumableTrainer, Module):
     """Trains a :class:`Model` on a DataProvider's splits, calling callbacks on every event.
 
@@ -56,7 +75,11 @@ class Trainer(ResumableTrainer, Module):
             outputs (:mod:`ptdry.metrics`): names (``"accuracy"``, ``"f1"``, ...), Metric
             objects (``TopKAccuracy(k=3)``) or functions ``fn(outputs, targets) -> batch mean``
             taking NumPy arrays. Exact over the split (not a mean of batch values).
-        progress_bar: add a :class:`ProgressBar`; None: only when stderr is a terminal.
+        verbose: what to show while training: ``0`` nothing, ``1`` a progress bar,
+            ``2`` one line per epoch (:class:`EpochPrinter`); ``"auto"``: a bar when stdout
+            and stderr are terminals (or in a notebook), else one line per epoch — so logs of
+            nohup, SLURM or CI jobs get readable lines.
+        progress_bar: the former switch: ``True`` is ``verbose=1``, ``False`` is ``verbose=0``.
         detect_nan: add ``NaNDetector(action="raise")`` unless a NaNDetector is given.
         log_every_n_steps: record the per-step values (``step.loss``) every n steps.
         deterministic: make the model's framework pick deterministic kernels when ``fit``
@@ -84,6 +107,7 @@ class Trainer(ResumableTrainer, Module):
     history_in_state: bool = True
 
     model = Instance(Trainable, kind="a ptdry Model(net, optimizer, criterion) or another Trainable")
+    verbose = Choice(["auto", 0, 1, 2])
     looper = Instance(Looper, kind="a Looper(epochs=..., batch_size=...)")
     log_every_n_steps = Int(min=1)
     deterministic = Bool()
@@ -95,6 +119,7 @@ class Trainer(ResumableTrainer, Module):
         callbacks: Any = (),
         metrics: Any = ("accuracy",),
         *,
+        verbose: int | str = "auto",
         progress_bar: bool | None = None,
         detect_nan: bool = True,
         log_every_n_steps: int = 1,
@@ -116,10 +141,14 @@ class Trainer(ResumableTrainer, Module):
             self.add_callback(NaNDetector())
         for cb in callbacks:
             self.add_callback(cb)
-        if progress_bar is None:
-            progress_bar = bool(getattr(sys.stderr, "isatty", lambda: False)())
-        if progress_bar and not any(isinstance(unwrap(cb), ProgressBar) for cb in callbacks):
+        self.verbose = verbose
+        shown = _resolve_verbose(verbose, progress_bar)
+        if any(isinstance(unwrap(cb), (ProgressBar, EpochPrinter)) for cb in callbacks):
+            shown = 0  # the user chose how progress is shown
+        if shown == 1:
             self.add_callback(ProgressBar())
+        elif shown == 2:
+            self.add_callback(EpochPrinter())
 
     # -- callbacks -----------------------------------------------------------------------------
     def add_callback(self, callback: Any, name: str | None = None) -> Any:
@@ -231,7 +260,7 @@ class Trainer(ResumableTrainer, Module):
             self._handle_exception(exc)
             raise
         run.stop_reason = None
-        self.status.complete()
+        self.status.complete(reason)
         return dict(self.metrics)
 
     __call__ = fit
