@@ -164,3 +164,18 @@ def test_shuffle_and_a_sampler_together_are_refused():
         DataLoader(_xy(), shuffle=True, sampler=RandomSampler())
     with pytest.raises(ConfigError, match=r"DataLoader dataset is a str; expected a ptdry Dataset"):
         DataLoader("data.csv")
+
+
+def test_what_workers_receive_survives_pickling_as_spawned_workers_need(tmp_path):
+    import pickle
+
+    from ptdry import Cast, DataReader
+    from ptdry.data.loader import _Fetch
+
+    np.savez(tmp_path / "xy.npz", x=np.arange(20.0).reshape(10, 2), y=np.arange(10))
+    for rows in (NumpyDataset(_xy()).unbatch().map(Cast("float32")), DataReader().read(tmp_path / "xy.npz")):
+        rows[0]  # a file is open now: its handle stays in this process
+        fetch = _Fetch(rows, None)
+        copy = pickle.loads(pickle.dumps(fetch))
+        index = np.array([7, 2, 5])
+        assert all(np.array_equal(a, b) for a, b in zip(fetch[index], copy[index]))

@@ -10,7 +10,7 @@ import os
 import numpy as np
 import pytest
 
-from ptdry import DataError, DataLoader, DataReader, NotReadyError
+from ptdry import DataError, DataLoader, DataProvider, DataReader, NotReadyError
 from ptdry.data.fingerprint import fingerprint
 
 
@@ -155,13 +155,27 @@ def test_a_changed_file_is_refused_by_name_when_the_rebuilt_tree_reads_it(tmp_pa
     definition = DataReader().read(tmp_path / "xy.npz").definition()
     np.savez(tmp_path / "xy.npz", x=x + 1, y=y)
     rebuilt = definition.build()  # building works: the run can still be looked at
-    assert len(rebuilt.problems()) == 1 and "xy.npz changed since this dataset was defined" in rebuilt.problems()[0]
     with pytest.raises(DataError, match=r"xy.npz changed since this dataset was defined: its fingerprint was sha256:"):
         rebuilt[0]
+    with pytest.raises(DataError, match=r"xy.npz changed since this dataset was defined"):
+        rebuilt.problems()
+    trainer = _tiny_trainer()
+    with pytest.raises(DataError, match=r"xy.npz changed since this dataset was defined"):
+        trainer.fit(DataProvider(rebuilt.definition().build(), partition=(50, 50, 0)))
+    assert trainer.looper.steps_done == 0
     os.remove(tmp_path / "xy.npz")
     assert rebuilt.problems() == [
         f"{tmp_path / 'xy.npz'}: no such file or folder (this dataset read it when it was defined)"
     ]
+
+
+def _tiny_trainer():
+    import torch
+
+    from ptdry import Criterion, Looper, Model, ObjectDef, Optimizer, Trainer
+
+    model = Model(ObjectDef(torch.nn.Linear, 2, 3), Optimizer(torch.optim.SGD, lr=0.1), Criterion(torch.nn.CrossEntropyLoss))
+    return Trainer(model, Looper(epochs=1, batch_size=4), progress_bar=False)
 
 
 def test_a_large_file_is_fingerprinted_by_sampled_blocks(tmp_path, monkeypatch):
@@ -187,6 +201,4 @@ def test_a_reader_dataset_of_a_rebuilt_tree_is_not_ready_without_its_file(tmp_pa
     with pytest.raises(DataError, match=r"x.npy: no such file or folder"):
         definition.build()[0]
     with pytest.raises(NotReadyError, match=r"x.npy: no such file or folder"):
-        from ptdry import DataProvider
-
         DataProvider(definition.build()).provide("train")

@@ -150,7 +150,8 @@ class DataProvider(Module):
         return self.dataset.unbatch()
 
     def _available(self) -> int | None:
-        """Rows of the dataset, when known without reading it (None otherwise or not loaded)."""
+        """Rows of the dataset, when known without reading it (None otherwise, or while its
+        data is not loaded or its file is missing)."""
         if self.dataset.problems():
             return None
         return self._rows()._length()
@@ -303,9 +304,8 @@ class DataProvider(Module):
 
     def __repr__(self) -> str:
         if self.partitioned:
-            sizes = (
-                "?" if self._available() is None else "/".join(str(s.allocated) for s in self._allocation().values())
-            )
+            alloc = self.__dict__["_dry_alloc"]  # (a repr reads no data)
+            sizes = "/".join(str(s.allocated) for s in alloc.values()) if alloc else "not allocated yet"
             return f"DataProvider({type(self.dataset).__name__}, partition={self.partition}, rows {sizes})"
         parts = [f"{s}={type(self.split(s)).__name__}" for s in SPLITS if self.split(s) is not None]
         return f"DataProvider({', '.join(parts)})"

@@ -5,8 +5,9 @@ the reader (its options), the absolute path and a content fingerprint of the fil
 (:mod:`ptdry.data.fingerprint`). A stored tree therefore remembers which file it read; when the
 tree is rebuilt, the dataset reads the file again — nothing needs to be passed — after
 checking that its fingerprint is still the recorded one. A changed file is a
-:class:`~ptdry.errors.DataError` naming it, raised when the rebuilt dataset is first read
-(building the tree works, so a past run can still be inspected).
+:class:`~ptdry.errors.DataError` naming it, raised when the rebuilt dataset is first read or
+checked (``problems()``, as ``Trainer.fit`` does); building the tree works, so a past run
+can still be inspected.
 
 The format comes from ``format=`` or the path: ``.npy``, ``.npz``, ``.csv``/``.tsv``,
 ``.json``, ``.jsonl``/``.ndjson``, ``.h5``/``.hdf5``/``.hdf``, ``.tfrecord``/``.tfrecords``,
@@ -267,12 +268,11 @@ class FileDataset(Dataset):
         return "numpy"
 
     def problems(self) -> list[str]:
+        """A missing file is listed; a file whose content changed raises :class:`DataError`
+        (training on other data than the run recorded is an error, not a state to wait out)."""
         out = super().problems()
         if not os.path.exists(self.path):
             out.append(f"{self.path}: no such file or folder (this dataset read it when it was defined)")
             return out
-        try:
-            self._verify()
-        except DataError as exc:  # reported as a problem, so a check lists it with the others
-            out.append(str(exc))
+        self._verify()
         return out
