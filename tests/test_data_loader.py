@@ -137,6 +137,8 @@ def test_workers_give_the_same_batches_in_the_same_order():
     assert workers.state_dict()["epochs_done"] == 2
     workers.seek(1, 11)
     assert [y.tolist() for _, y in workers.remaining()] == [y.tolist() for _, y in a[11:]]
+    in_order = DataLoader(data, batch_size=40, num_workers=2)  # sequential: slices sent to workers
+    assert [y.tolist() for _, y in in_order] == [list(range(i, min(i + 40, 101))) for i in range(0, 101, 40)]
 
 
 def test_workers_with_a_torch_dataset_and_collate_match_the_main_process():
