@@ -29,7 +29,8 @@ class Looper(Module):
             own (a DataProvider's ``batch_size``, or that of a DataLoader given as a split).
         val_every_n_epochs: validate after every n-th epoch and after the last; 0: never.
         max_steps: stop after this many optimizer steps in total (None: no limit).
-        shuffle: shuffle the training data each epoch (the order depends on seed and epoch).
+        shuffle: shuffle the training data each epoch (the order depends on seed and epoch);
+            a DataLoader given as the train split keeps its own sampler.
         drop_last: leave out a last, smaller training batch.
 
     Example:
