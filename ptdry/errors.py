@@ -12,6 +12,8 @@ Each class also inherits the matching built-in, so both ``except ptdry.ConfigErr
     ├── ArchiveError (ValueError)           unreadable, corrupt or foreign archive
     │   └── UntrustedArchiveError           loading would unpickle, or import or call a
     │                                       name not allowed (archive or database document)
+    ├── DataError (ValueError)              data that cannot be read or used as asked (a
+    │                                       file, a changed file, an empty dataset)
     ├── NotFoundError (LookupError)         no run, record or checkpoint matches
     ├── MultipleFoundError (LookupError)    more than one matches where one was asked for
     ├── DBError (RuntimeError)              database layer
@@ -34,6 +36,7 @@ __all__ = [
     "ConfigError",
     "ContextError",
     "ContextIncompatibilityError",
+    "DataError",
     "DBError",
     "IntegrityError",
     "MultipleFoundError",
@@ -104,6 +107,12 @@ class UntrustedArchiveError(ArchiveError):
     """Loading an archive or a database document would run code it chose: unpickle values,
     or import or call a class or function that is not allowed (see ``ptdry.allow``). The
     message names the path in the tree and the name; ``trusted=True`` loads it anyway."""
+
+
+class DataError(PtdryError, ValueError):
+    """Data cannot be read or used as asked: an unreadable or unsupported file, a file whose
+    content changed since a run recorded it, an empty dataset asked for an element, elements
+    of the wrong shape. The message names the file or dataset."""
 
 
 class DBError(PtdryError, RuntimeError):

@@ -54,3 +54,16 @@ def test_the_torch_and_keras_digits_runs_reach_095_and_are_compared(embedded_ser
     assert cli(["comparisons", comparison[:8]]) == 0  # the command the example prints
     out = capsys.readouterr().out
     assert "digits: torch vs keras" in out and "tensorflow" in out
+
+
+def test_folder_of_images_example_reads_what_it_wrote_and_loads_the_run_back(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "folder_of_images.py"), "--folder", str(tmp_path / "digits"),
+         "--epochs", "3", "--db", "mongomock://images"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert re.search(r"^wrote 1797 images to ", done.stdout, re.M)
+    assert len(list((tmp_path / "digits").glob("*/*.png"))) == 1797
+    assert float(re.search(r"^test accuracy: ([0-9.]+)$", done.stdout, re.M).group(1)) >= 0.8
+    assert f"loaded back: 1258 training images from {tmp_path / 'digits'}" in done.stdout

@@ -95,7 +95,7 @@ def test_sweep_arguments_are_checked(mock_db):
         Sweep(session, {LR: loguniform(0.01, 0.1)}, strategy=optuna.samplers.TPESampler(seed=0), trials=2)
     with pytest.raises(ConfigError, match=r"Sweep needs a Session \(or an ObjectDef of one\) to vary; received Trainer"):
         Sweep(session.trainer, {LR: [0.1]})
-    with pytest.raises(ConfigError, match=r"DataProvider.train holds only a fingerprint of its data; pass the Session itself"):
+    with pytest.raises(ConfigError, match=r"NumpyDataset.data holds only a fingerprint of its data; pass the Session itself"):
         Sweep(session.definition(), {LR: [0.1]})
 
 

@@ -107,12 +107,23 @@ def registered() -> dict[str, Any]:
 
 
 def _checked_path(obj: Any) -> str:
+    if callable(obj) and _being_defined(obj):  # @allow on a def: the module binds the name next
+        return class_path(obj)
     if not callable(obj) or not is_importable(obj):
         raise ConfigError(
             f"allow() needs a class or function defined at module level (importable by name); "
             f"received {obj!r}"
         )
     return class_path(obj)
+
+
+def _being_defined(obj: Any) -> bool:
+    """True for a module-level function or class whose module does not hold its name yet —
+    what a decorator sees (``@ptdry.allow`` runs before the ``def`` binds the name)."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    qualname = getattr(obj, "__qualname__", "")
+    name = getattr(obj, "__name__", None)
+    return module is not None and qualname == name and "<" not in qualname and not hasattr(module, qualname)
 
 
 class ImportPolicy:

@@ -153,22 +153,19 @@ class Module:
         return {**self.__dict__["_dry_kwargs"], "dry_id": self.dry_id}
 
     def _record_argument(self, name: str, value: Any) -> None:
-        """Change what the definition records for argument ``name`` (keyword, or positional by
-        its parameter's name), e.g. to mask a password; for subclasses, called from ``__init__``."""
+        """Change what the definition records for argument ``name`` (e.g. to mask a password,
+        or to record the value an argument was converted to); for subclasses, called from
+        ``__init__``. A parameter given positionally is changed in place."""
         d = self.__dict__
         if name in d["_dry_kwargs"]:
             d["_dry_kwargs"][name] = value
             return
-        # a positional argument: recorded in order, so its place is its parameter's place
-        params = list(inspect.signature(type(self).__init__).parameters.values())[1:]
-        positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if name in positional and positional.index(name) < len(d["_dry_args"]):
-            i = positional.index(name)
-            d["_dry_args"] = (*d["_dry_args"][:i], value, *d["_dry_args"][i + 1 :])
-            return
-        raise ConfigError(
-            f"{type(self).__name__} has no recorded keyword argument {name!r} (nor a positional one of that name)"
-        )
+        position = _positional_index(type(self), name)
+        if position is None or position >= len(d["_dry_args"]):
+            raise ConfigError(f"{type(self).__name__} has no recorded argument {name!r}")
+        args = list(d["_dry_args"])
+        args[position] = value
+        d["_dry_args"] = tuple(args)
 
     def definition(self, *, opaque: bool = False) -> ObjectDef:
         """This module as an :class:`ObjectDef` value (nested Modules as nested definitions).
@@ -408,6 +405,19 @@ class Module:
 Module.__init__ = _wrap_init(Module.__init__)  # type: ignore[method-assign]
 
 
+def _positional_index(cls: type, name: str) -> int | None:
+    """Where parameter ``name`` of ``cls.__init__`` sits among the recorded positional
+    arguments (None if it is not positional or follows ``*args``)."""
+    init = inspect.unwrap(cls.__init__)
+    params = list(inspect.signature(init).parameters.values())[1:]
+    for i, p in enumerate(params):
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            return None
+        if p.name == name:
+            return i
+    return None
+
+
 def _takes_torch_arguments(fn: Any) -> bool:
     """Whether a ``state_dict`` override accepts torch's ``destination=``/``prefix=`` call."""
     try:
@@ -454,7 +464,11 @@ def _definition(module: Module, opaque: bool = False) -> ObjectDef:
             raise ConfigError(f"{path}: {type(value).__name__} was not constructed normally (no dry_id)")
         data_args = type(value).dry_data_args
         new.cls = type(value)
-        new.args = walk.args(d["_dry_args"], path)
+        args = d["_dry_args"]
+        if data_args and args:  # a data argument given positionally is fingerprinted too
+            positions = {_positional_index(type(value), name) for name in data_args} - {None}
+            args = tuple(DataRef.of(a) if i in positions and a is not None else a for i, a in enumerate(args))
+        new.args = walk.args(args, path)
         new.kwargs = {
             k: DataRef.of(v) if k in data_args and v is not None else walk(v, key_path(path, k))
             for k, v in d["_dry_kwargs"].items()

@@ -13,6 +13,7 @@ import contextlib
 import functools
 from typing import Any, Iterator, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from ptdry.core.module import Module
@@ -205,8 +206,8 @@ class Model(Trainable):
             optimizer.bind(net)
 
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
-        """The forward pass of the net."""
-        return self.net(*inputs, **kwargs)
+        """The forward pass of the net (NumPy inputs become tensors, see :meth:`as_tensors`)."""
+        return self.net(*self.as_tensors(inputs), **kwargs)
 
     def loss(self, outputs: Any, targets: Any) -> torch.Tensor:
         """The criterion applied to ``outputs`` and ``targets``.
@@ -216,17 +217,18 @@ class Model(Trainable):
         """
         if self.criterion is None:
             raise NotReadyError("this Model has no criterion; pass criterion=Criterion(torch.nn.CrossEntropyLoss)")
-        return self.criterion(outputs, targets)
+        return self.criterion(outputs, self.as_tensors(targets))
 
     # -- the Trainer's contract (see Trainable) -------------------------------------------------
     def train_step(self, batch: Any, trainer: Any) -> Mapping[str, Any]:
         """Forward, loss, ``trainer.backward(loss)``, ``trainer.optimizer_step()``.
 
-        ``batch`` is ``(inputs..., targets)``; override this (or ``Trainer.train_step``) for
-        other shapes of data or training.
+        ``batch`` is ``(inputs..., targets)`` of torch tensors or NumPy arrays (see
+        :meth:`as_tensors`); override this (or ``Trainer.train_step``) for other shapes of data
+        or training.
         """
-        *inputs, targets = _split(batch, "train_step")
-        outputs = self(*inputs)
+        *inputs, targets = self.as_tensors(_split(batch, "train_step"))
+        outputs = self.net(*inputs)
         loss = self.loss(outputs, targets)
         trainer.backward(loss)
         trainer.optimizer_step()
@@ -238,15 +240,31 @@ class Model(Trainable):
     def eval_step(self, batch: Any, metrics: Mapping[str, Metric]) -> Mapping[str, Any]:
         """The loss (when there is a criterion) and each metric's sums of one batch; outputs
         and targets go to the metrics as NumPy arrays (one copy off the device per batch)."""
-        *inputs, targets = _split(batch, "eval_step")
+        *inputs, targets = self.as_tensors(_split(batch, "eval_step"))
         with torch.no_grad():
-            outputs = self(*inputs)
+            outputs = self.net(*inputs)
             out: dict[str, Any] = {}
             if self.criterion is not None:
                 out["loss"] = self.loss(outputs, targets)
             if metrics:
                 out.update(batch_partials(metrics, as_numpy(outputs), as_numpy(targets)))
         return out
+
+    def as_tensors(self, batch: Any) -> Any:
+        """``batch`` with every NumPy array a torch tensor, without copying
+        (``torch.from_numpy``), and dtypes made to fit the net: floating point as the net's
+        parameters (float64 data trains a float32 net), integers as int64 (class labels as
+        losses expect them). Tensors already of those dtypes are passed through unchanged.
+
+        This is where data loaders' NumPy batches become tensors: the loader stays framework
+        free and the conversion costs no copy.
+        """
+        d = self.__dict__
+        float_dtype = d.get("_dry_float_dtype")
+        if float_dtype is None:
+            float_dtype = next((p.dtype for p in self.net.parameters() if p.is_floating_point()), torch.float32)
+            d["_dry_float_dtype"] = float_dtype
+        return _tensors(batch, float_dtype)
 
     def zero_grad(self) -> None:
         self.optimizer.torch_optimizer.zero_grad(set_to_none=True)
@@ -296,15 +314,35 @@ class Model(Trainable):
         """The forward pass in evaluation mode without gradients (the mode is restored);
         NumPy inputs are made tensors on the net's device, floats of the net's dtype
         (float64 arrays become float32 ones, as a DataProvider does)."""
-        param = next(iter(self.net.parameters()), torch.empty(0))
-        tensors = [torch.as_tensor(x, device=param.device) for x in inputs]
-        tensors = [t.to(param.dtype) if t.is_floating_point() and t.dtype != param.dtype else t for t in tensors]
         was_training = self.net.training
         self.net.eval()
         try:
-            return self.net(*tensors)
+            return self.net(*self.as_tensors(inputs))
         finally:
             self.net.train(was_training)
+
+
+def _tensors(value: Any, float_dtype: torch.dtype) -> Any:
+    if isinstance(value, torch.Tensor):
+        t = value
+    elif isinstance(value, np.ndarray):
+        t = torch.from_numpy(value if value.flags.writeable else value.copy())
+    elif isinstance(value, (tuple, list)):
+        return type(value)(_tensors(v, float_dtype) for v in value)
+    elif isinstance(value, dict):
+        return {k: _tensors(v, float_dtype) for k, v in value.items()}
+    elif isinstance(value, np.generic):
+        t = torch.as_tensor(np.asarray(value))
+    else:
+        return value
+    if t.is_floating_point():
+        return t if t.dtype == float_dtype else t.to(float_dtype)
+    if t.dtype in _INTEGERS and t.dtype != torch.int64:
+        return t.long()
+    return t
+
+
+_INTEGERS = frozenset([torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64])
 
 
 def _split(batch: Any, step: str) -> Any:

@@ -20,10 +20,11 @@ import threading
 from typing import Any, Iterable, Sequence
 
 from ptdry.core.module import Module
-from ptdry.core.properties import Float, Instance, Int, Property, Str
+from ptdry.core.properties import Float, Instance, Int, Str
 from ptdry.core.status import utc_now
 from ptdry.context.manager import ContextManager
 from ptdry.context.request import ResourceRequest
+from ptdry.data.provider import DataProvider, as_provider
 from ptdry.db.history_writer import HistoryWriter, read_history, sync_journals
 from ptdry.db.interface import DBInterface, db_down_errors
 from ptdry.db.repo import Repo
@@ -50,13 +51,6 @@ class RunResult:
 
     def __getitem__(self, metric: str) -> float:
         return self.metrics[metric]
-
-
-def _provides(data: Any) -> bool:
-    """A DataProvider, or anything with its ``provide``/``has`` methods."""
-    if not hasattr(data, "provide"):
-        raise TypeError(f"a DataProvider is needed, not a {type(data).__qualname__}")
-    return True
 
 
 _FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*(/[A-Za-z0-9_][A-Za-z0-9_.=+-]*)*\Z")
@@ -135,7 +129,9 @@ class Session(Module):
 
     Args:
         trainer: the :class:`Trainer` (model, looper, callbacks).
-        data: the DataProvider (train / val / test splits).
+        data: the DataProvider (train / val / test splits), or what
+            :func:`~ptdry.data.provider.as_provider` makes one of: a dict of splits, or a
+            Dataset, DataLoader, arrays ``(X, y)``, torch or TensorFlow dataset as the train split.
         db: a :class:`DBInterface` or a URI; None: the embedded default.
         name: the run's name (versions count per name); default: the class name.
         seed: seeds Python, NumPy and torch and fixes the data order.
@@ -152,7 +148,7 @@ class Session(Module):
     """
 
     trainer = Instance(Trainer, kind="a ptdry Trainer")
-    data = Property(validators=[_provides], doc="the DataProvider")
+    data = Instance(DataProvider, kind="a DataProvider")
     name = Str(nonempty=True, allow_none=True)
     seed = Int()
     heartbeat_interval = Float(above=0.0)
@@ -170,7 +166,9 @@ class Session(Module):
         context: Any = None,
     ) -> None:
         self.trainer = trainer
-        self.data = data
+        self.data = as_provider(data)
+        if self.data is not data:  # the definition records the provider made of it
+            self._record_argument("data", self.data)
         self.db = db if isinstance(db, DBInterface) else DBInterface(db)
         if isinstance(db, str):  # the definition (stored with the run) never holds a password
             self._record_argument("db", mask_uri(db))

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 from ptdry.core.module import Module
 from ptdry.core.properties import Bool, Choice, Instance, Int
 from ptdry.core.statistic import Statistic
+from ptdry.data.provider import as_provider
 from ptdry.errors import ConfigError, NotReadyError, add_note
 from ptdry.metrics import Accumulator, resolve_metrics
 from ptdry.train.callbacks.epoch_printer import EpochPrinter
@@ -218,7 +219,8 @@ class Trainer(ResumableTrainer, Module):
         the loaded state left off.
 
         Args:
-            data: a DataProvider (anything with ``provide``, ``has`` and ``problems``).
+            data: a DataProvider, or what :func:`~ptdry.data.provider.as_provider` makes one
+            of (a DataLoader, a Dataset or ``(X, y)`` arrays as the train split).
             seed: seeds Python, NumPy and torch at the start of a fresh run and fixes the data
                 order; default 0. A resumed run keeps its saved seed.
             resume_state: a state from :meth:`state_dict` (e.g. a checkpoint) to load first.
@@ -232,6 +234,7 @@ class Trainer(ResumableTrainer, Module):
         """
         if resume_state is not None:
             self.load_state_dict(resume_state)
+        data = as_provider(data) if not hasattr(data, "provide") else data
         self._check_ready(data)
         looper, run, d = self.looper, self._run, self.__dict__
         if self.deterministic:
@@ -286,11 +289,11 @@ class Trainer(ResumableTrainer, Module):
         run.in_epoch = True
         if not looper.mid_epoch:
             run.acc_count, run.acc_sums = 0, {}
-            self._fire("on_epoch_start", step=looper.steps_done, epoch=epoch, num_batches=len(batches))
+            self._fire("on_epoch_start", step=looper.steps_done, epoch=epoch, num_batches=batches.num_batches)
         self.model.train()
         sums, log_every = run.acc_sums, self.log_every_n_steps
         batch_idx = looper.batches_done
-        for batch in batches:
+        for batch in batches.remaining():
             step = looper.steps_done + 1
             if cbs.handlers("on_step_start"):
                 self._fire("on_step_start", step=step, epoch=epoch, batch_idx=batch_idx, batch=batch)
@@ -363,8 +366,9 @@ class Trainer(ResumableTrainer, Module):
         step, epoch = self.looper.steps_done, self.epoch
         self._fire("on_validation_start", step=step, epoch=epoch, split=split)
         acc = Accumulator()
+        data = as_provider(data) if not hasattr(data, "provide") else data
         with self.model.evaluating():
-            for batch in data.provide(split, self.looper.batch_size):
+            for batch in data.provide(split, self.looper.batch_size).batches():
                 acc.add(self.eval_step(batch), len(batch[0]))
         values = acc.results()
         stat = self.log(split, values, step=step, epoch=epoch)
