@@ -15,6 +15,7 @@ the same batches, in the same order, as the main process would.
 from __future__ import annotations
 
 import itertools
+import logging
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -28,6 +29,8 @@ from ptdry.data.samplers import RandomSampler, Sampler, SequentialSampler
 from ptdry.errors import ConfigError
 
 __all__ = ["DataLoader"]
+
+log = logging.getLogger(__name__)
 
 
 class DataLoader(Module):
@@ -95,6 +98,7 @@ class DataLoader(Module):
         self.batches_done = 0
         self.__dict__["_dry_run_seed"] = 0
         self.__dict__["_dry_order"] = None
+        self.__dict__["_dry_shard"] = (0, 1)
         if converted is not dataset:
             self._record_argument("dataset", converted)
         if shuffle:  # the definition names the sampler itself
@@ -112,24 +116,76 @@ class DataLoader(Module):
     def _seed(self) -> int:
         return self.seed if self.seed is not None else self.__dict__["_dry_run_seed"]
 
-    def _batches_of(self, epoch: int) -> list[Any]:
-        """The row index of each batch of ``epoch`` (slices for a sequential sampler)."""
+    def _batches_of(self, epoch: int, tail: bool = False) -> list[Any]:
+        """The row index of each batch of ``epoch`` (slices for a sequential sampler); when
+        sharded, this rank's part of each global batch (with ``tail``, also of a last global
+        batch too small to give every rank a row — evaluation takes it, training does not)."""
+        return self._plan(epoch, tail)[0]
+
+    def _plan(self, epoch: int, tail: bool = False) -> tuple[list[Any], list[float] | None]:
+        """The batches of ``epoch`` and, when sharded, each one's share of its global batch
+        times the number of ranks (1.0 for equal shares)."""
         rows = self._rows_view()
         n = len(rows)
-        key = (epoch, self._seed(), n, self.batch_size, self.drop_last, id(self.sampler))
+        rank, world = self.__dict__["_dry_shard"]
+        key = (epoch, self._seed(), n, self.batch_size, self.drop_last, id(self.sampler), rank, world, tail)
         cached = self.__dict__["_dry_order"]
         if cached is not None and cached[0] == key:
             return cached[1]
-        bs = self.batch_size
-        if isinstance(self.sampler, SequentialSampler):
+        bs = self.batch_size * world
+        sequential = isinstance(self.sampler, SequentialSampler)
+        if sequential and world == 1:
             stops = range(bs, n + (0 if self.drop_last else bs), bs)
-            batches: list[Any] = [slice(stop - bs, min(stop, n)) for stop in stops]
+            plan: tuple[list[Any], list[float] | None] = ([slice(stop - bs, min(stop, n)) for stop in stops], None)
         else:
-            order = np.asarray(self.sampler.order(n, epoch, self._seed()), dtype=np.int64)
+            order = np.arange(n) if sequential else np.asarray(self.sampler.order(n, epoch, self._seed()), dtype=np.int64)
             count = len(order) // bs if self.drop_last else -(-len(order) // bs)
-            batches = [order[i * bs : (i + 1) * bs] for i in range(count)]
-        self.__dict__["_dry_order"] = (key, batches)
-        return batches
+            if world == 1:
+                plan = ([order[i * bs : (i + 1) * bs] for i in range(count)], None)
+            else:
+                plan = _shards(order, count, bs, rank, world, sequential, tail)
+        self.__dict__["_dry_order"] = (key, plan)
+        return plan
+
+    def loss_scale(self, epoch: int, batch: int) -> float:
+        """The factor that makes this rank's part of global batch ``batch`` of ``epoch``
+        count as much as its rows do: ``world_size * rows / global batch rows`` (1.0 when
+        every rank has an equal part, always when not sharded). DDP averages the ranks'
+        gradients, so losses scaled by it give the gradient of the whole global batch."""
+        scales = self._plan(epoch)[1]
+        return 1.0 if scales is None else scales[batch]
+
+    def shard(self, rank: int = 0, world_size: int = 1) -> "DataLoader":
+        """Make this loader give rank ``rank`` of ``world_size`` its part of every batch
+        (``shard(0, 1)``: everything again); returns the loader.
+
+        Every epoch's order (the sampler's, the same on every rank) is cut into global
+        batches of ``world_size * batch_size`` rows, and rank ``r`` gets the ``r``-th of
+        ``world_size`` consecutive parts of each: global step ``j`` of all ranks together
+        covers exactly batch ``j`` of one process with ``batch_size * world_size``, in the
+        same order. The parts of a smaller last global batch differ by at most a row (see
+        :meth:`loss_scale`); one with fewer rows than ranks is left out of training, where
+        every rank must take the same number of steps. The position (epochs and batches
+        done) counts global batches, so it is the same on every rank. Runtime wiring: not
+        in the definition or the state.
+
+        Example:
+            >>> loader = DataLoader(np.arange(10), batch_size=2)
+            >>> [b.tolist() for b in loader.shard(1, 2)], loader.loss_scale(0, 2)
+            ([[2, 3], [6, 7], [9]], 1.0)
+
+        Raises:
+            ConfigError: ``rank`` is not one of ``world_size``.
+        """
+        if isinstance(rank, bool) or isinstance(world_size, bool) or not 0 <= int(rank) < int(world_size):
+            raise ConfigError(f"rank must be in [0, world_size); received rank={rank!r}, world_size={world_size!r}")
+        self.__dict__["_dry_shard"] = (int(rank), int(world_size))
+        return self
+
+    @property
+    def sharded(self) -> tuple[int, int]:
+        """``(rank, world_size)`` set by :meth:`shard`."""
+        return self.__dict__["_dry_shard"]
 
     def __len__(self) -> int:
         """Batches per epoch."""
@@ -188,9 +244,9 @@ class DataLoader(Module):
         if not rows.random_access:
             source = self._stream(rows, start)
         elif self.num_workers:
-            source = _worker_batches(self, rows, self._batches_of(epoch)[start:])
+            source = _worker_batches(self, rows, self._batches_of(epoch, tail=not advance)[start:])
         else:
-            source = (fetch(rows, index, self.collate) for index in self._batches_of(epoch)[start:])
+            source = (fetch(rows, index, self.collate) for index in self._batches_of(epoch, tail=not advance)[start:])
         d = self.__dict__
         for batch in source:
             if advance:
@@ -208,6 +264,11 @@ class DataLoader(Module):
             )
         if self.num_workers:
             raise ConfigError("num_workers > 0 needs a map-style dataset; an iterable one is read in this process")
+        if self.__dict__["_dry_shard"][1] > 1:
+            raise ConfigError(
+                f"{type(rows).__name__} is iterable, and distributed training gives each rank its part of every "
+                "batch by row index: use a map-style dataset (one whose rows can be indexed)"
+            )
         bs = self.batch_size
         it = itertools.islice(iter(rows), start * bs, None)
         while True:
@@ -230,6 +291,32 @@ class DataLoader(Module):
             f"DataLoader({type(self.dataset).__name__}, batch_size={self.batch_size}, sampler={type(self.sampler).__name__}, "
             f"num_workers={self.num_workers}, at epoch {self.epochs_done} batch {self.batches_done})"
         )
+
+
+def _shards(
+    order: np.ndarray, count: int, size: int, rank: int, world: int, sequential: bool, tail: bool
+) -> tuple[list[Any], list[float]]:
+    """Rank ``rank``'s part of each of ``count`` global batches of ``size`` rows of ``order``,
+    and its loss scale (see ``DataLoader.loss_scale``)."""
+    batches: list[Any] = []
+    scales: list[float] = []
+    for j in range(count):
+        start = j * size
+        rows = min(size, len(order) - start)
+        share, extra = divmod(rows, world)
+        if share == 0 and not tail:
+            log.warning(
+                "the last batch of %d row(s) is left out of this epoch: it cannot give each of %d ranks a row",
+                rows, world,
+            )  # fmt: skip
+            break
+        mine = share + (1 if rank < extra else 0)
+        if mine == 0:
+            continue
+        lo = start + rank * share + min(rank, extra)
+        batches.append(slice(lo, lo + mine) if sequential else order[lo : lo + mine])
+        scales.append(world * mine / rows)
+    return batches, scales
 
 
 def fetch(rows: Dataset, index: Any, collate: Callable[[list], Any] | None) -> Any:

@@ -54,6 +54,27 @@ class Accumulator:
                 self._means[key] = self._means.get(key, 0.0) + _number(value) * size
         self.n += size
 
+    @classmethod
+    def merged(cls, parts: "list[Accumulator]") -> "Accumulator":
+        """One accumulator holding everything ``parts`` hold (e.g. each process's part of a
+        split), as if every batch had been added to it.
+
+        Example:
+            >>> a, b = Accumulator(), Accumulator()
+            >>> a.add({"loss": 1.0}, size=1); b.add({"loss": 4.0}, size=2)
+            >>> Accumulator.merged([a, b]).results()
+            {'loss': 3.0}
+        """
+        out = cls()
+        for part in parts:
+            for key, total in part._means.items():
+                out._means[key] = out._means.get(key, 0.0) + total
+            for key, value in part._sums.items():
+                seen = out._sums.get(key)
+                out._sums[key] = value if seen is None else Partial(seen.metric, seen.sums + value.sums)
+            out.n += part.n
+        return out
+
     def results(self) -> dict[str, float]:
         """The value of each loss/metric over everything added (in the order first seen)."""
         out = {k: s / self.n for k, s in self._means.items()} if self.n else {}

@@ -18,6 +18,7 @@ from ptdry.core.objectdef import ObjectDef
 from ptdry.core.properties import Bool, Int
 from ptdry.errors import ConfigError, TrainingError
 from ptdry.metrics import Metric, as_numpy, batch_partials, resolve_metrics
+from ptdry.tf.keras_runtime import KerasTraining, clipped
 from ptdry.tf.keras_state import check_arrays, named_optimizer_variables, named_variables
 from ptdry.train.trainable import Trainable
 
@@ -33,7 +34,7 @@ def _keras() -> Any:
     return keras
 
 
-class KerasModel(Trainable):
+class KerasModel(KerasTraining, Trainable):
     """A Keras network, optimizer and loss; calling it is the forward pass.
 
     Args:
@@ -130,7 +131,8 @@ class KerasModel(Trainable):
     def predict_batch(self, *inputs: Any) -> Any:
         """The forward pass in inference mode (compiled), for :meth:`predict`."""
         x = _inputs(inputs)
-        return self._fn("forward", x)(x)
+        with self._device_scope():
+            return self._fn("forward", x)(x)
 
     # -- the Trainer's contract (see Trainable) ------------------------------------------------------
     def train_step(self, batch: Any, trainer: Any) -> Mapping[str, Any]:
@@ -145,13 +147,14 @@ class KerasModel(Trainable):
         clipped), and applied by ``optimizer_step``.
         """
         inputs, targets = _split(batch, "train_step")
-        if _listens(trainer):
-            loss, grads, outputs = self._fn("grads", inputs, targets)(inputs, targets)
-            self.__dict__["_pending"] = list(grads)
-            trainer.backward(loss)
-            trainer.optimizer_step()
-        else:
-            loss, outputs = self._fn("train", inputs, targets)(inputs, targets)
+        with self._device_scope():
+            if _listens(trainer):
+                loss, grads, outputs = self._fn("grads", inputs, targets)(inputs, targets)
+                self.__dict__["_pending"] = list(grads)
+                trainer.backward(loss)
+                trainer.optimizer_step()
+            else:
+                loss, outputs = self._fn("train", inputs, targets)(inputs, targets)
         out: dict[str, Any] = {"loss": loss.numpy()}
         if self.metric_fns:
             o, t = as_numpy(outputs), as_numpy(targets)
@@ -162,11 +165,12 @@ class KerasModel(Trainable):
         """The loss (when there is one) and each metric's sums of one batch, over NumPy outputs."""
         inputs, targets = _split(batch, "eval_step")
         out: dict[str, Any] = {}
-        if self.loss_fn is not None:
-            loss, outputs = self._fn("eval", inputs, targets)(inputs, targets)
-            out["loss"] = loss.numpy()
-        else:
-            outputs = self._fn("forward", inputs)(inputs)
+        with self._device_scope():
+            if self.loss_fn is not None:
+                loss, outputs = self._fn("eval", inputs, targets)(inputs, targets)
+                out["loss"] = loss.numpy()
+            else:
+                outputs = self._fn("forward", inputs)(inputs)
         if metrics:
             out.update(batch_partials(metrics, as_numpy(outputs), as_numpy(targets)))
         return out
@@ -187,7 +191,8 @@ class KerasModel(Trainable):
         grads = self.__dict__["gradients"]
         if grads is None:
             raise TrainingError("no gradients to apply: trainer.backward(loss) comes before trainer.optimizer_step()")
-        self._fn("apply")(list(grads))
+        with self._device_scope():
+            self._fn("apply")(list(grads))
         self.__dict__["gradients"] = None
 
     @property
@@ -313,6 +318,7 @@ def _compile(model: KerasModel, kind: str, signature: Any) -> Any:
     import tensorflow as tf
 
     net, optimizer, loss_fn = model.net, model.optimizer, model.loss_fn
+    clip = model.__dict__.get("_dry_clip", (None, None))
 
     def loss_of(targets: Any, outputs: Any) -> Any:
         loss = tf.reduce_mean(loss_fn(targets, outputs))
@@ -325,7 +331,7 @@ def _compile(model: KerasModel, kind: str, signature: Any) -> Any:
             outputs = net(inputs, training=True)
             loss = loss_of(targets, outputs)
         variables = net.trainable_variables
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        optimizer.apply_gradients(zip(clipped(tape.gradient(loss, variables), clip), variables))
         return loss, outputs
 
     def grads(inputs: Any, targets: Any) -> Any:
@@ -335,7 +341,7 @@ def _compile(model: KerasModel, kind: str, signature: Any) -> Any:
         return loss, tape.gradient(loss, net.trainable_variables), outputs
 
     def apply(gradients: Any) -> None:
-        optimizer.apply_gradients(zip(gradients, net.trainable_variables))
+        optimizer.apply_gradients(zip(clipped(gradients, clip), net.trainable_variables))
 
     def evaluate(inputs: Any, targets: Any) -> Any:
         outputs = net(inputs, training=False)

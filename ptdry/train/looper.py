@@ -23,6 +23,9 @@ __all__ = ["Looper"]
 class Looper(Module):
     """The loop's settings and position (epochs done, batches done in this epoch, steps done).
 
+    Steps are optimizer steps: with gradient accumulation (``Trainer(accumulate_grad_batches=N)``)
+    a step takes N batches.
+
     Args:
         epochs: epochs to train.
         batch_size: training rows per step (validation uses the same size); None: the data's
@@ -102,6 +105,14 @@ class Looper(Module):
         d["batches_done"] += 1
         d["steps_done"] += 1
 
+    def advance_batch(self, step: bool = True) -> None:
+        """Record one more batch done, and one optimizer step with ``step`` (without, the
+        batch's gradients accumulate for a later step)."""
+        d = self.__dict__
+        d["batches_done"] += 1
+        if step:
+            d["steps_done"] += 1
+
     def advance_epoch(self) -> None:
         """Record the current epoch as done."""
         self.epochs_done += 1
@@ -113,10 +124,13 @@ class Looper(Module):
         return n > 0 and (epoch % n == 0 or epoch >= self.epochs or self.steps_exhausted)
 
     # -- batches -------------------------------------------------------------------------------
-    def batches(self, data: Any, seed: int, split: str = "train") -> DataLoader:
+    def batches(self, data: Any, seed: int, split: str = "train", shard: tuple[int, int] | None = None) -> DataLoader:
         """``split``'s DataLoader at this position: iterating it gives the batches of the
-        current epoch still to do. ``seed`` is the seed of its sampler if it has none."""
+        current epoch still to do. ``seed`` is the seed of its sampler if it has none;
+        ``shard`` is ``(rank, world_size)`` in a distributed job (each rank gets its part of
+        every global batch; see ``DataLoader.shard``)."""
         loader = data.provide(split, self.batch_size, shuffle=None if self.shuffle else False, drop_last=self.drop_last)
+        loader.shard(*(shard or (0, 1)))
         return loader.seek(self.epochs_done, self.batches_done, seed=seed)
 
     __call__ = batches

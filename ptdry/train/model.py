@@ -21,7 +21,9 @@ from ptdry.core.objectdef import ObjectDef
 from ptdry.core.properties import Instance
 from ptdry.errors import ConfigError, NotReadyError, TrainingError, add_note
 from ptdry.metrics import Metric, as_numpy, batch_partials, resolve_metrics
+from ptdry.train.devices import batch_to
 from ptdry.train.param_groups import check_groups, resolve_groups
+from ptdry.train.torch_runtime import TorchTraining
 from ptdry.train.trainable import Trainable
 
 __all__ = ["Criterion", "Model", "Optimizer"]
@@ -150,8 +152,13 @@ class Criterion(Module):
         return self.loss_fn(outputs, targets)
 
 
-class Model(Trainable):
+class Model(TorchTraining, Trainable):
     """A torch network with its optimizer and criterion; calling it is the forward pass.
+
+    Under a Trainer it trains on the Trainer's device, in its precision, with its gradient
+    clipping, wrapped in ``DistributedDataParallel`` in a distributed job (see
+    :mod:`ptdry.train.torch_runtime`); its ``state_dict()`` is the same whatever of these
+    were used.
 
     Args:
         net: a ``torch.nn.Module`` instance (used unchanged) or an ``ObjectDef`` of one, which
@@ -221,33 +228,45 @@ class Model(Trainable):
 
     # -- the Trainer's contract (see Trainable) -------------------------------------------------
     def train_step(self, batch: Any, trainer: Any) -> Mapping[str, Any]:
-        """Forward, loss, ``trainer.backward(loss)``, ``trainer.optimizer_step()``.
+        """Forward and loss (under the precision's autocast), ``trainer.backward(loss)``,
+        ``trainer.optimizer_step()``; returns the loss detached from the graph.
 
         ``batch`` is ``(inputs..., targets)`` of torch tensors or NumPy arrays (see
         :meth:`as_tensors`); override this (or ``Trainer.train_step``) for other shapes of data
         or training.
         """
         *inputs, targets = self.as_tensors(_split(batch, "train_step"))
-        outputs = self.net(*inputs)
-        loss = self.loss(outputs, targets)
-        trainer.backward(loss)
+        runtime = self.__dict__.get("_dry_runtime")
+        if runtime is None:
+            outputs = self.net(*inputs)
+            loss = self.loss(outputs, targets)
+            trainer.backward(loss)
+        else:  # gradients of batches that accumulate are all-reduced once, with the last
+            with runtime.no_sync(getattr(trainer, "accumulating", False)):
+                with runtime.precision.autocast():
+                    outputs = runtime.train_net(*inputs)
+                    loss = self.loss(outputs, targets)
+                trainer.backward(loss)
         trainer.optimizer_step()
+        loss = loss.detach()
         if not self.metric_fns:
             return {"loss": loss}
-        o, t = as_numpy(outputs), as_numpy(targets)
+        o, t = as_numpy(_full(outputs)), as_numpy(targets)
         return {"loss": loss, **{name: m(o, t) for name, m in self.metric_fns.items()}}
 
     def eval_step(self, batch: Any, metrics: Mapping[str, Metric]) -> Mapping[str, Any]:
         """The loss (when there is a criterion) and each metric's sums of one batch; outputs
         and targets go to the metrics as NumPy arrays (one copy off the device per batch)."""
         *inputs, targets = self.as_tensors(_split(batch, "eval_step"))
-        with torch.no_grad():
-            outputs = self.net(*inputs)
+        runtime = self.__dict__.get("_dry_runtime")
+        net, autocast = (self.net, contextlib.nullcontext()) if runtime is None else (runtime.eval_net, runtime.precision.autocast())
+        with torch.no_grad(), autocast:
+            outputs = net(*inputs)
             out: dict[str, Any] = {}
             if self.criterion is not None:
                 out["loss"] = self.loss(outputs, targets)
-            if metrics:
-                out.update(batch_partials(metrics, as_numpy(outputs), as_numpy(targets)))
+        if metrics:
+            out.update(batch_partials(metrics, as_numpy(_full(outputs)), as_numpy(targets)))
         return out
 
     def as_tensors(self, batch: Any) -> Any:
@@ -257,23 +276,40 @@ class Model(Trainable):
         losses expect them). Tensors already of those dtypes are passed through unchanged.
 
         This is where data loaders' NumPy batches become tensors: the loader stays framework
-        free and the conversion costs no copy.
+        free and the conversion costs no copy. On a GPU they then go to the device (from
+        pinned memory, without blocking).
         """
         d = self.__dict__
         float_dtype = d.get("_dry_float_dtype")
         if float_dtype is None:
             float_dtype = next((p.dtype for p in self.net.parameters() if p.is_floating_point()), torch.float32)
             d["_dry_float_dtype"] = float_dtype
-        return _tensors(batch, float_dtype)
+        device = d.get("_dry_device")
+        if device is None:
+            return _tensors(batch, float_dtype)
+        return batch_to(_tensors(batch, float_dtype), device, device.type == "cuda")
 
     def zero_grad(self) -> None:
         self.optimizer.torch_optimizer.zero_grad(set_to_none=True)
 
     def backward(self, loss: torch.Tensor) -> None:
-        loss.backward()
+        runtime = self.__dict__.get("_dry_runtime")
+        if runtime is None:
+            loss.backward()
+        else:
+            runtime.precision.backward(loss)
 
     def optimizer_step(self) -> None:
-        self.optimizer.torch_optimizer.step()
+        """Unscale (float16), clip (``grad_clip_norm`` / ``grad_clip_value``) and step."""
+        optimizer = self.optimizer.torch_optimizer
+        runtime = self.__dict__.get("_dry_runtime")
+        if runtime is None:
+            optimizer.step()
+            return
+        if runtime.clip_norm is not None or runtime.clip_value is not None:
+            runtime.precision.unscale(optimizer)
+            runtime.clip(self.net.parameters())
+        runtime.precision.step(optimizer)
 
     @property
     def optimizer_object(self) -> Any:
@@ -313,13 +349,28 @@ class Model(Trainable):
     def predict_batch(self, *inputs: Any) -> torch.Tensor:
         """The forward pass in evaluation mode without gradients (the mode is restored);
         NumPy inputs are made tensors on the net's device, floats of the net's dtype
-        (float64 arrays become float32 ones, as a DataProvider does)."""
+        (float64 arrays become float32 ones, as a DataProvider does); under mixed precision
+        the outputs are computed in it and given back as float32."""
         was_training = self.net.training
         self.net.eval()
+        runtime = self.__dict__.get("_dry_runtime")
         try:
-            return self.net(*self.as_tensors(inputs))
+            if runtime is None:
+                return self.net(*self.as_tensors(inputs))
+            with runtime.precision.autocast():
+                return _full(runtime.eval_net(*self.as_tensors(inputs)))
         finally:
             self.net.train(was_training)
+
+
+def _full(outputs: Any) -> Any:
+    """Outputs computed under autocast (float16, bfloat16) as float32, as metrics and NumPy
+    take them; anything else as it is."""
+    if isinstance(outputs, torch.Tensor):
+        return outputs.float() if outputs.dtype in (torch.float16, torch.bfloat16) else outputs
+    if isinstance(outputs, (tuple, list)):
+        return type(outputs)(_full(o) for o in outputs)
+    return outputs
 
 
 def _tensors(value: Any, float_dtype: torch.dtype) -> Any:

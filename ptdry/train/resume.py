@@ -7,7 +7,10 @@
   ``epoch_sums``), so a mid-epoch resume computes the same epoch means;
 - ``metrics`` (latest value of every metric) and ``history`` (every Statistic recorded);
 - ``rng``: the global generator states (Python, NumPy, and each framework in use) in one
-  entry, so the state's keys are the same whichever frameworks a process imported;
+  entry, so the state's keys are the same whichever frameworks a process imported; in a
+  checkpoint of a distributed job, also those of the other ranks (``rng["ranks"]``), so each
+  rank resumes with its own;
+- ``loss_scaler``: with ``precision="16-mixed"`` only, the gradient scaler's state;
 - ``callbacks.<name>.<key>``: each callback's state (schedulers, early stopping, ...).
 
 Loading it into a tree built from the same definition and calling ``fit`` continues the run
@@ -25,7 +28,8 @@ from ptdry.core.state import State
 from ptdry.core.statistic import Statistic
 from ptdry.errors import ConfigError
 from ptdry.train.callbacks.checkpoint import CheckpointStorage, checkpoint_name, select_checkpoint
-from ptdry.train.rng import get_rng_state
+from ptdry.train import distributed
+from ptdry.train.rng import get_rng_state, set_rng_state
 
 __all__ = ["ResumableTrainer"]
 
@@ -42,7 +46,7 @@ class ResumableTrainer:
             "seed": self.seed,
             "stop_reason": run.stop_reason,
             "epoch_count": run.acc_count,
-            "epoch_sums": dict(run.acc_sums),
+            "epoch_sums": {k: float(v) for k, v in run.acc_sums.items()},  # (read off a device, if there)
             "metrics": dict(self.metrics),
         }
         if self.history_in_state:
@@ -51,6 +55,8 @@ class ResumableTrainer:
             out["history_len"] = len(self._hist.records)
         rng = self.__dict__["_pending_rng"] or get_rng_state()
         out["rng"] = dict(rng)
+        if self.precision == "16-mixed":  # a key of this definition only: the keys stay those of the definition
+            out["loss_scaler"] = self.model.loss_scaler_state()
         for name in self._cbs.names():
             cb = self._cbs[name]
             if hasattr(cb, "state_dict"):
@@ -74,6 +80,8 @@ class ResumableTrainer:
         self.__dict__["_history_len"] = state.get("history_len")
         rng = state.get("rng")
         self.__dict__["_pending_rng"] = dict(rng) if rng else None
+        if state.get("loss_scaler") is not None:
+            self.model.load_loss_scaler_state(state["loss_scaler"])
         names = sorted(self._cbs.names(), key=len, reverse=True)  # longest first: names may hold dots
         groups: dict[str, dict[str, Any]] = {}
         for key, value in state.items():
@@ -83,6 +91,22 @@ class ResumableTrainer:
                     groups.setdefault(name, {})[key[len(name) + 11 :]] = value
         for name, sub in groups.items():
             self._cbs[name].load_state_dict(State(sub))
+
+    def _restore_rng(self, rng: dict[str, Any]) -> None:
+        """Put the generators back as the loaded state had them: a rank other than 0 takes
+        its own states when the checkpoint holds them (saved by as many ranks)."""
+        world = self.__dict__["_world"]
+        ranks = rng.get("ranks") or []
+        saved_size, size = len(ranks) + 1, 1 if world is None else world.size
+        if saved_size != size and "ranks" in rng or (size > 1 and not ranks):
+            log.warning(
+                "this state was saved by %s and is resumed by %d; ranks other than 0 start from rank 0's random "
+                "state%s", f"{saved_size} processes" if "ranks" in rng else "a single process", size,
+                " and the position in this epoch counts batches of the former world size" if self.looper.mid_epoch else "",
+            )  # fmt: skip
+        if world is not None and world.rank > 0 and len(ranks) == size - 1:
+            rng = ranks[world.rank - 1]
+        set_rng_state(rng)
 
     # -- checkpoints -----------------------------------------------------------------------------
     @property
@@ -131,13 +155,17 @@ class ResumableTrainer:
         """Save :meth:`state_dict` now as checkpoint ``name``; fires on_checkpoint_save (whose
         callbacks may add to ``meta``). Returns the meta stored with it.
 
+        In a distributed job, call it on every rank (the Checkpoint callback does): rank 0
+        saves, with the random states of every rank; the others return the meta with
+        ``"saved": False``.
+
         Args:
             name: default ``"ckpt-e<epochs done>-s<steps done>"``.
             storage: default :attr:`checkpoint_storage`.
             reason: ``"periodic"``, ``"exception"`` or ``"manual"`` (recorded in the meta).
             meta: more fields to record.
         """
-        target = self.resolve_checkpoint_storage(storage)
+        world = distributed.current()
         looper = self.looper
         name = name or checkpoint_name("ckpt", looper.epochs_done, looper.steps_done)
         info = {
@@ -149,10 +177,27 @@ class ResumableTrainer:
             "reason": reason,
             "t": time.time(),
         }
+        # In a distributed job every rank calls this at the same step (a checkpoint on an
+        # exception is rank 0's alone: the others may be gone); rank 0 saves every rank's
+        # generators, and the ranks wait for each other around the save.
+        together = world is not None and reason != "exception"
+        rngs = distributed.gather(get_rng_state()) if together else None
+        if world is not None and not world.is_main:
+            if together:
+                distributed.barrier()
+            return {**info, "saved": False}
+        target = self.resolve_checkpoint_storage(storage)
         state = self.state_dict()
+        if rngs is not None:
+            state["rng"] = {**state["rng"], "ranks": rngs[1:]}
+            info["world_size"] = world.size
         if self._cbs.handlers("on_checkpoint_save"):
             self._cbs.call("on_checkpoint_save", trainer=self, name=name, state=state, meta=info)
-        target.save(name, state, info)
+        try:
+            target.save(name, state, info)
+        finally:
+            if together:
+                distributed.barrier()
         log.info("saved checkpoint %s (%s) to %r", name, reason, target)
         return info
 

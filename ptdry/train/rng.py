@@ -7,6 +7,9 @@ sequence. The captured state is a flat dict of arrays and numbers that archives 
 Python's and NumPy's generators are always captured; a framework's only once something has
 imported it (ptdry never imports a framework just to seed it), so a model of that
 framework — which is built before training starts — always has its generator captured.
+torch's CUDA generators (one per device) are captured once CUDA is in use, and restored on
+as many devices as the restoring process has (none on a CPU machine: a run saved on a GPU
+loads there).
 For TensorFlow that is its global ``tf.random.Generator`` and Keras's global SeedGenerator
 (what ``keras.random`` functions use without a seed); Keras layers keep their own
 SeedGenerators (dropout), which are part of a ``KerasModel``'s state.
@@ -14,6 +17,7 @@ SeedGenerators (dropout), which are part of a ``KerasModel``'s state.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import sys
@@ -24,6 +28,8 @@ import numpy as np
 from ptdry.errors import ConfigError
 
 __all__ = ["enable_determinism", "get_rng_state", "seed_everything", "set_rng_state"]
+
+log = logging.getLogger(__name__)
 
 KEYS = ("python", "python_gauss", "numpy", "numpy_pos", "numpy_has_gauss", "numpy_gauss")
 
@@ -120,11 +126,36 @@ def get_rng_state() -> dict[str, Any]:
     # state has the same keys whichever frameworks the saving process had imported.
     torch = _torch()
     state["torch"] = torch.get_rng_state() if torch is not None else None
+    state["torch_cuda"] = _cuda_states(torch)
     tf = _tf()
     state["tf_generator"] = tf.random.get_global_generator().state.numpy() if tf is not None else None
     keras_gen = _keras_global_seed_generator(create=False) if tf is not None else None
     state["keras_seed"] = keras_gen.state.numpy() if keras_gen is not None else None
     return state
+
+
+def _cuda_states(torch: Any) -> Any:
+    """Every CUDA device's generator state, one row each (None when CUDA was not used: asking
+    would start it)."""
+    if torch is None or not torch.cuda.is_available() or not torch.cuda.is_initialized():
+        return None
+    return torch.stack(torch.cuda.get_rng_state_all())
+
+
+def _set_cuda_states(states: Any) -> None:
+    """Restore CUDA generator states on as many devices as this process has (a state saved
+    on a GPU machine loads on a CPU one; the CPU generators are restored all the same)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        log.debug("the state holds CUDA generator states, and this process has no CUDA device: not restored")
+        return
+    rows = torch.as_tensor(np.asarray(states), dtype=torch.uint8)
+    count = min(len(rows), torch.cuda.device_count())
+    if count < len(rows):
+        log.warning("the state holds %d CUDA generator states; this process has %d device(s)", len(rows), count)
+    for index in range(count):
+        torch.cuda.set_rng_state(rows[index], device=index)
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
@@ -154,6 +185,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
         t = state["torch"]
         torch.set_rng_state(t if isinstance(t, torch.Tensor) else torch.as_tensor(np.asarray(t), dtype=torch.uint8))
+    if state.get("torch_cuda") is not None:
+        _set_cuda_states(state["torch_cuda"])
     if state.get("tf_generator") is not None:
         import tensorflow as tf  # a state captured with TensorFlow's generator restores it
 

@@ -30,6 +30,7 @@ from ptdry.db.interface import DBInterface, db_down_errors
 from ptdry.db.repo import Repo
 from ptdry.db.uri import mask_uri
 from ptdry.errors import ConfigError, NotFoundError
+from ptdry.train import distributed
 from ptdry.train.callbacks.metric_logger import MetricLogger
 from ptdry.train.run_storage import RunStorage
 from ptdry.train.trainer import Trainer
@@ -206,8 +207,17 @@ class Session(Module):
             return self._run()
 
     def _run(self) -> RunResult:
-        repo = Repo(self.db, project=self.project)
         trainer = self.trainer
+        world = distributed.setup()
+        if world is not None:  # every rank of a distributed job reports rank 0's run
+            self.__dict__["_dry_id"] = distributed.broadcast(self.dry_id)
+        trainer.setup()
+        if world is not None and not world.is_main:
+            return self._run_rank()
+        self.__dict__.setdefault("_dry_document", {}).update(
+            world_size=1 if world is None else world.size, device=trainer.model.device_name
+        )
+        repo = Repo(self.db, project=self.project)
         resumed = trainer.looper.started
         self.status.start()
         try:  # the run document first: a database that is down at the start fails fast
@@ -248,6 +258,26 @@ class Session(Module):
         return RunResult(self.dry_id, self.status.state, metrics, trainer.history.summary())
 
     __call__ = run
+
+    def _run_rank(self) -> RunResult:
+        """A rank other than 0 of a distributed job: trains and evaluates with the others
+        (its collectives), and writes nothing — rank 0 records the run."""
+        trainer = self.trainer
+        self.status.start()
+        try:
+            trainer.callbacks.call("on_session_start", trainer=trainer, session=self, resumed=trainer.looper.started)
+            metrics = trainer.fit(self.data, seed=self.seed)
+            if self.data.has("test"):
+                metrics.update({f"test.{k}": v for k, v in trainer.evaluate(self.data, "test").items()})
+            trainer.callbacks.call("on_session_end", trainer=trainer, session=self, metrics=metrics)
+        except KeyboardInterrupt:
+            self.status.interrupt()
+            raise
+        except BaseException as exc:
+            self.status.fail(exc)
+            raise
+        self.status.complete(reason=trainer.status.reason)
+        return RunResult(self.dry_id, self.status.state, metrics, trainer.history.summary())
 
     def _attach_logger(self, writer: HistoryWriter) -> MetricLogger:
         """History → database (MetricLogger), and the journal made durable at each checkpoint,
@@ -290,6 +320,9 @@ class Session(Module):
         with open(path, "rb") as f:
             data = f.read()
         meta = {"source": os.path.abspath(path), "t": utc_now()}
+        world = distributed.current() or distributed.environment()
+        if world is not None and not world.is_main:  # rank 0 records the run's files
+            return {"name": f"file/{name}", "bytes": len(data), "meta": meta, "rank": world.rank, "stored": False}
         repo = Repo(self.db, project=self.project)
         if repo.modules.find_one({"_id": self.dry_id}, {"_id": 1}) is None:
             self.__dict__.setdefault("_waiting_files", {})[name] = (data, meta)
@@ -310,6 +343,7 @@ class Session(Module):
         *,
         trusted: bool = False,
         allowed: Iterable[Any] = (),
+        device: str | None = None,
     ) -> "Session":
         """The tree of past run ``run_id`` with checkpoint ``which`` (``"last"``, ``"best"``, a
         name, or None for the state stored at the end of the run) loaded into its trainer.
@@ -317,7 +351,12 @@ class Session(Module):
         The stored tree may only name allowed classes and functions (ptdry and torch model
         classes, classes of modules you imported, what you registered with ``ptdry.allow``;
         see :mod:`ptdry.core.allowed`); pass ``allowed=[fn, ...]`` for more, or
-        ``trusted=True`` if you trust the database."""
+        ``trusted=True`` if you trust the database.
+
+        Checkpoints load on any device (a run trained on a GPU loads on a CPU machine).
+        ``device`` (``"cpu"``, ``"cuda:1"``, ...) becomes the trainer's device and the model
+        is moved there at once; None keeps the run's device for training and leaves the
+        loaded model on the CPU until then."""
         repo = Repo(db, trusted=trusted, allowed=allowed)
         if repo.modules.find_one({"_id": run_id}, {"_id": 1}) is None:
             raise NotFoundError(f"no run {run_id!r} in {repo.db!r}; see `ptdry runs`")
@@ -331,6 +370,9 @@ class Session(Module):
             storage = RunStorage(repo, run_id)
             session.trainer.load_checkpoint(storage, which)
         session._restore_history(repo)
+        if device is not None:
+            session.trainer.device = device
+            session.trainer.model.to_device(device)
         return session
 
     def _restore_history(self, repo: Repo) -> None:
@@ -339,7 +381,9 @@ class Session(Module):
         if count is None:
             return
         coll = repo.db.collection("history")
-        sync_journals(coll, runs=[self.dry_id])
+        world = distributed.environment()
+        if world is None or world.is_main:  # (only rank 0 writes to the database)
+            sync_journals(coll, runs=[self.dry_id])
         records = read_history(coll, self.dry_id, count)
         if len(records) != count:
             log.warning(
@@ -357,11 +401,13 @@ class Session(Module):
         *,
         trusted: bool = False,
         allowed: Iterable[Any] = (),
+        device: str | None = None,
     ) -> RunResult:
         """Continue run ``run_id`` (e.g. killed mid-training) from its checkpoint ``which``;
-        the run keeps its id, and its history continues without duplicates. ``trusted`` and
-        ``allowed`` are as for :meth:`load`."""
-        session = cls.load(run_id, which=which, db=db, trusted=trusted, allowed=allowed)
+        the run keeps its id, and its history continues without duplicates. ``trusted``,
+        ``allowed`` and ``device`` are as for :meth:`load`. Under torchrun every rank calls
+        it and the job continues exactly where its last checkpoint was."""
+        session = cls.load(run_id, which=which, db=db, trusted=trusted, allowed=allowed, device=device)
         return session.run()
 
     def __repr__(self) -> str:

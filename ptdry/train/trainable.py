@@ -13,7 +13,9 @@ import contextlib
 from typing import Any, Iterator, Mapping
 
 from ptdry.core.module import Module
+from ptdry.errors import ConfigError
 from ptdry.train.prediction import predict
+from ptdry.train.settings import TrainingSettings
 
 __all__ = ["Trainable"]
 
@@ -45,6 +47,59 @@ class Trainable(Module):
         NumPy outputs and targets), which the Trainer adds up exactly over the split."""
         raise NotImplementedError(f"{type(self).__name__} does not implement eval_step(batch, metrics)")
 
+    # -- runtime: device, precision, clipping, distributed (see ptdry.train.settings) -------------
+    def setup_training(self, settings: TrainingSettings) -> None:
+        """Get ready to train as ``settings`` ask (device, precision, gradient clipping,
+        compilation, distributed world); ``Trainer.fit`` calls it before the first step, and
+        again whenever the settings changed.
+
+        This base supports the defaults only and refuses anything else by name, so a setting
+        is never silently ignored. (Gradient accumulation is the Trainer's: it works with any
+        model whose ``train_step`` calls ``trainer.backward`` and ``trainer.optimizer_step``.)
+
+        Raises:
+            ConfigError: a setting this model cannot honour.
+        """
+        asked = settings.requested()
+        asked.pop("accumulate_grad_batches", None)
+        if asked:
+            given = ", ".join(f"{k}={v!r}" for k, v in asked.items())
+            raise ConfigError(f"{type(self).__name__} cannot train with {given}: it supports the Trainer's defaults only")
+
+    def to_device(self, device: str) -> None:
+        """Move the model to ``device`` now (``"cpu"``, ``"cuda:1"``, ...; see
+        :class:`~ptdry.train.settings.Device`), e.g. to predict with a loaded run.
+
+        Raises:
+            ConfigError: the model cannot be moved there.
+        """
+        if device != "auto":
+            raise ConfigError(f"{type(self).__name__} cannot be moved to device={device!r}")
+
+    @property
+    def device_name(self) -> str | None:
+        """Where the model computes (``"cpu"``, ``"cuda:0"``), None when unknown."""
+        return None
+
+    @property
+    def defers_reads(self) -> bool:
+        """True when reading a step's values costs a wait for the device (a GPU): the Trainer
+        then reads them once per logging step instead of once per batch."""
+        return False
+
+    def read_values(self, values: Mapping[str, Any]) -> dict[str, float]:
+        """``values`` (framework scalars or numbers) as floats."""
+        return {k: v.item() if hasattr(v, "item") else float(v) for k, v in values.items()}
+
+    def loss_scaler_state(self) -> Any:
+        """The state of the loss scaler of float16 training (None without one), which the
+        Trainer keeps in its checkpoints."""
+        return None
+
+    def load_loss_scaler_state(self, state: Any) -> None:
+        """Restore what :meth:`loss_scaler_state` returned."""
+
+    # -- steps -------------------------------------------------------------------------------------
     def zero_grad(self) -> None:
         """Clear gradients before a backward pass (frameworks that keep none: nothing)."""
 
@@ -55,6 +110,10 @@ class Trainable(Module):
     def optimizer_step(self) -> None:
         """Apply the gradients (called by ``Trainer.optimizer_step``)."""
         raise NotImplementedError(f"{type(self).__name__} applies gradients inside its train_step")
+
+    def unscale_gradients(self) -> None:
+        """Make the gradients their true size before ``on_before_optimizer_step`` callbacks
+        see them (float16 training scales them); nothing by default."""
 
     @property
     def optimizer_object(self) -> Any:

@@ -5,6 +5,10 @@
 :mod:`ptdry.train.triggers`); values go to the trainer's History. ``state_dict()`` holds
 everything a run needs to continue exactly where it was: model, optimizer, callbacks, loop
 position, the three global RNG states, history and seed.
+
+Device, precision, gradient clipping and compilation are settings the Trainer hands to the
+model (``Trainable.setup_training``), so this file never imports a framework; gradient
+accumulation and the distributed job's agreements are in :mod:`ptdry.train.epoch_loop`.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import sys
 from typing import Any, Callable, Mapping
 
 from ptdry.core.module import Module
-from ptdry.core.properties import Bool, Choice, Instance, Int
+from ptdry.core.properties import Bool, Choice, Float, Instance, Int
 from ptdry.core.statistic import Statistic
 from ptdry.data.provider import as_provider
 from ptdry.errors import ConfigError, NotReadyError, add_note
@@ -22,10 +26,14 @@ from ptdry.metrics import Accumulator, resolve_metrics
 from ptdry.train.callbacks.epoch_printer import EpochPrinter
 from ptdry.train.callbacks.nan_detector import NaNDetector
 from ptdry.train.callbacks.progress_bar import ProgressBar
+from ptdry.train import distributed
+from ptdry.train.epoch_loop import EpochLoop
 from ptdry.train.looper import Looper
+from ptdry.train.settings import PRECISIONS, Device
+from ptdry.train.trainer_runtime import RuntimeTrainer
 from ptdry.train.trainable import Trainable
 from ptdry.train.resume import ResumableTrainer
-from ptdry.train.rng import enable_determinism, seed_everything, set_rng_state
+from ptdry.train.rng import enable_determinism, seed_everything
 from ptdry.train.triggers import unknown_triggers, unwrap
 
 __all__ = ["Trainer"]
@@ -36,14 +44,19 @@ log = logging.getLogger(__name__)
 class _Run:
     """Mutable per-run values kept off the Module (whose ``__setattr__`` is slower)."""
 
-    __slots__ = ("in_epoch", "acc_count", "acc_sums", "deferred", "stop_reason")
+    __slots__ = (
+        "in_epoch", "acc_count", "acc_sums", "deferred", "stop_reason", "window_start", "accumulating", "loss_factor",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.in_epoch = False
         self.acc_count = 0
-        self.acc_sums: dict[str, float] = {}
+        self.acc_sums: dict[str, Any] = {}
         self.deferred: list[Callable[[], Any]] = []
         self.stop_reason: str | None = None
+        self.window_start = True  # the batch in progress starts a step: gradients are zeroed
+        self.accumulating = False  # its gradients wait for more batches before the step
+        self.loss_factor = 1.0  # its loss is multiplied by this before backward
 
 
 def _interactive() -> bool:
@@ -64,7 +77,7 @@ def _resolve_verbose(verbose: int | str, progress_bar: bool | None) -> int:
     return int(verbose)
 
 
-class Trainer(ResumableTrainer, Module):
+class Trainer(ResumableTrainer, RuntimeTrainer, EpochLoop, Module):
     """Trains a :class:`Model` on a DataProvider's splits, calling callbacks on every event.
 
     Args:
@@ -88,6 +101,23 @@ class Trainer(ResumableTrainer, Module):
             ``enable_op_determinism``; process-wide, it stays on). With equal thread counts
             a resumed CPU run is then bitwise identical to one never stopped, in TensorFlow
             too (torch's CPU kernels are deterministic anyway).
+        device: where the model trains: ``"auto"`` (CUDA, else Apple's MPS, else the CPU),
+            ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``. The model, its optimizer state and
+            every batch are moved there when ``fit`` starts; checkpoints load on any device.
+            In a distributed job ``"auto"`` and ``"cuda"`` mean this process's GPU
+            (``cuda:LOCAL_RANK``).
+        precision: ``"32"``, ``"bf16-mixed"`` (autocast in bfloat16) or ``"16-mixed"``
+            (autocast in float16 with a gradient scaler, whose state is checkpointed).
+        grad_clip_norm: clip the gradients' global L2 norm to this before each optimizer step.
+        grad_clip_value: clip each gradient element to ``[-value, value]`` instead.
+        accumulate_grad_batches: add up the gradients of this many batches before each
+            optimizer step (each loss divided by the window's batch count); a step is an
+            optimizer step (see :mod:`ptdry.train.epoch_loop`).
+        compile: compile the model's forward pass with ``torch.compile`` (the first steps
+            take longer while it compiles).
+
+    Run under ``torchrun``, the same Trainer trains with DistributedDataParallel, each
+    process on its part of every batch (see ``docs/distributed.md``).
 
     Example:
         >>> import torch
@@ -112,6 +142,12 @@ class Trainer(ResumableTrainer, Module):
     looper = Instance(Looper, kind="a Looper(epochs=..., batch_size=...)")
     log_every_n_steps = Int(min=1)
     deterministic = Bool()
+    device = Device()
+    precision = Choice(list(PRECISIONS))
+    grad_clip_norm = Float(above=0.0, allow_none=True)
+    grad_clip_value = Float(above=0.0, allow_none=True)
+    accumulate_grad_batches = Int(min=1)
+    compile = Bool()
 
     def __init__(
         self,
@@ -125,19 +161,36 @@ class Trainer(ResumableTrainer, Module):
         detect_nan: bool = True,
         log_every_n_steps: int = 1,
         deterministic: bool = False,
+        device: str = "auto",
+        precision: str = "32",
+        grad_clip_norm: float | None = None,
+        grad_clip_value: float | None = None,
+        accumulate_grad_batches: int = 1,
+        compile: bool = False,
     ) -> None:
         if not isinstance(callbacks, (list, tuple)):
             raise ConfigError(f"callbacks must be a list of callbacks; received {type(callbacks).__qualname__}")
+        if grad_clip_norm is not None and grad_clip_value is not None:
+            raise ConfigError(
+                f"give grad_clip_norm= or grad_clip_value=, not both; received grad_clip_norm={grad_clip_norm!r}, "
+                f"grad_clip_value={grad_clip_value!r}"
+            )
         self.model = model
         self.looper = looper if looper is not None else Looper()
         self.metric_fns = resolve_metrics(metrics)
         self.log_every_n_steps = log_every_n_steps
         self.deterministic = deterministic
+        self.device = device
+        self.precision = precision
+        self.grad_clip_norm = grad_clip_norm
+        self.grad_clip_value = grad_clip_value
+        self.accumulate_grad_batches = accumulate_grad_batches
+        self.compile = compile
         self.metrics: dict[str, float] = {}
         self.seed: int | None = None
         d = self.__dict__
         d["_run"], d["_cbs"], d["_hist"] = _Run(), self.callbacks, self.history
-        d["_pending_rng"], d["_checkpoint_storage"] = None, None
+        d["_pending_rng"], d["_checkpoint_storage"], d["_world"] = None, None, None
         if detect_nan and not any(isinstance(unwrap(cb), NaNDetector) for cb in callbacks):
             self.add_callback(NaNDetector())
         for cb in callbacks:
@@ -236,6 +289,7 @@ class Trainer(ResumableTrainer, Module):
             self.load_state_dict(resume_state)
         data = as_provider(data) if not hasattr(data, "provide") else data
         self._check_ready(data)
+        self.setup()
         looper, run, d = self.looper, self._run, self.__dict__
         if self.deterministic:
             enable_determinism(self.model.framework)
@@ -245,7 +299,7 @@ class Trainer(ResumableTrainer, Module):
                 raise ConfigError(f"this run was started with seed={self.seed}; it cannot resume with seed={seed}")
             self.seed = self.seed if self.seed is not None else (0 if seed is None else seed)
             if d["_pending_rng"] is not None:
-                set_rng_state(d["_pending_rng"])
+                self._restore_rng(d["_pending_rng"])
         else:
             self.seed = 0 if seed is None else seed
             seed_everything(self.seed)
@@ -255,7 +309,7 @@ class Trainer(ResumableTrainer, Module):
         self.status.start()
         try:
             self._fire("on_train_start", step=looper.steps_done, epoch=looper.epoch, epochs=looper.epochs, resumed=resumed)
-            while not looper.finished and run.stop_reason is None:
+            while not looper.finished and not self._should_stop():
                 self._run_epoch(data)
             reason = run.stop_reason or ("max_steps" if looper.steps_exhausted else "completed")
             self._fire("on_train_end", step=looper.steps_done, epoch=looper.epochs_done, metrics=dict(self.metrics), reason=reason)
@@ -282,50 +336,6 @@ class Trainer(ResumableTrainer, Module):
     def problems(self) -> list[str]:
         return super().problems() + [f"model has {p}" for p in self.model.training_problems()]
 
-    def _run_epoch(self, data: Any) -> None:
-        looper, run, cbs = self.looper, self._run, self._cbs
-        epoch = looper.epoch
-        batches = looper.batches(data, self.seed)
-        run.in_epoch = True
-        if not looper.mid_epoch:
-            run.acc_count, run.acc_sums = 0, {}
-            self._fire("on_epoch_start", step=looper.steps_done, epoch=epoch, num_batches=batches.num_batches)
-        self.model.train()
-        sums, log_every = run.acc_sums, self.log_every_n_steps
-        batch_idx = looper.batches_done
-        for batch in batches.remaining():
-            step = looper.steps_done + 1
-            if cbs.handlers("on_step_start"):
-                self._fire("on_step_start", step=step, epoch=epoch, batch_idx=batch_idx, batch=batch)
-            out = self.train_step(batch)
-            if not isinstance(out, dict) and not isinstance(out, Mapping):  # dict first: the ABC check is slow
-                out = {"loss": out}
-            values = {k: v.item() if hasattr(v, "item") else float(v) for k, v in out.items()}
-            looper.advance_step()
-            run.acc_count += 1
-            for k, v in values.items():
-                sums[k] = sums.get(k, 0.0) + v
-            if step % log_every == 0:
-                self.log("step", values, step=step, epoch=epoch)
-            if cbs.handlers("on_step_end"):
-                self._fire("on_step_end", step=step, epoch=epoch, batch_idx=batch_idx, loss=values.get("loss"), outputs=values)
-            batch_idx += 1
-            if run.stop_reason is not None or looper.steps_exhausted:
-                break
-        self._end_epoch(data, epoch)
-
-    def _end_epoch(self, data: Any, epoch: int) -> None:
-        looper, run = self.looper, self._run
-        metrics: dict[str, float] = {}
-        if run.acc_count:
-            means = {k: s / run.acc_count for k, s in run.acc_sums.items()}
-            metrics.update(self.log("train", means, step=looper.steps_done, epoch=epoch))
-        if looper.validation_due(epoch) and data.has("val"):
-            metrics.update({f"val.{k}": v for k, v in self.validate(data, "val").items()})
-        looper.advance_epoch()
-        run.acc_count, run.acc_sums, run.in_epoch = 0, {}, False
-        self._fire("on_epoch_end", step=looper.steps_done, epoch=epoch, metrics=metrics)
-
     # -- one step (override these) -------------------------------------------------------------
     def train_step(self, batch: Any) -> Mapping[str, Any]:
         """One optimization step on ``batch``; returns the values to record (``{"loss": ...}``).
@@ -338,17 +348,26 @@ class Trainer(ResumableTrainer, Module):
         return self.model.train_step(batch, self)
 
     def backward(self, loss: Any) -> None:
-        """Zero the gradients, fire on_before_backward, backward, fire on_after_backward."""
-        self.model.zero_grad()
+        """Zero the gradients (at a step's first batch), fire on_before_backward, backward of
+        the loss times the batch's factor (accumulation, distributed shares), fire
+        on_after_backward. Callbacks see the loss as computed."""
+        run = self._run
+        if run.window_start:
+            self.model.zero_grad()
         cbs, step, epoch = self._cbs, self.looper.steps_done + 1, self.looper.epoch
         if cbs.handlers("on_before_backward"):
             self._fire("on_before_backward", step=step, epoch=epoch, loss=loss)
-        self.model.backward(loss)
+        factor = run.loss_factor
+        self.model.backward(loss if factor == 1.0 else loss * factor)
         if cbs.handlers("on_after_backward"):
             self._fire("on_after_backward", step=step, epoch=epoch, loss=loss)
 
     def optimizer_step(self) -> None:
-        """Fire on_before_optimizer_step, then apply the gradients."""
+        """Unless the batch's gradients accumulate for a later step: unscale them (float16),
+        fire on_before_optimizer_step, then clip and apply them."""
+        if self._run.accumulating:
+            return
+        self.model.unscale_gradients()
         if self._cbs.handlers("on_before_optimizer_step"):
             optimizer = self.model.optimizer_object
             self._fire("on_before_optimizer_step", step=self.looper.steps_done + 1, epoch=self.looper.epoch, optimizer=optimizer)
@@ -362,14 +381,22 @@ class Trainer(ResumableTrainer, Module):
     # -- evaluation ----------------------------------------------------------------------------
     def validate(self, data: Any, split: str = "val") -> dict[str, float]:
         """Loss and metrics on ``split`` (eval mode, no gradients), recorded in the history as
-        ``"<split>.<metric>"``; fires on_validation_start/end. Returns ``{metric: value}``."""
+        ``"<split>.<metric>"``; fires on_validation_start/end. Returns ``{metric: value}``.
+
+        In a distributed job each rank evaluates its part of the split and the sums are
+        added over ranks (weighted by rows), so every rank gets the value of the whole split;
+        call it on every rank."""
         step, epoch = self.looper.steps_done, self.epoch
         self._fire("on_validation_start", step=step, epoch=epoch, split=split)
         acc = Accumulator()
         data = as_provider(data) if not hasattr(data, "provide") else data
+        world = distributed.current()
+        loader = data.provide(split, self.looper.batch_size).shard(*((world.rank, world.size) if world else (0, 1)))
         with self.model.evaluating():
-            for batch in data.provide(split, self.looper.batch_size).batches():
+            for batch in loader.batches():
                 acc.add(self.eval_step(batch), len(batch[0]))
+        if world is not None:  # every rank evaluated its part: add up the sums, exactly
+            acc = Accumulator.merged(distributed.gather(acc))
         values = acc.results()
         stat = self.log(split, values, step=step, epoch=epoch)
         self._fire("on_validation_end", step=step, epoch=epoch, split=split, metrics=dict(stat))

@@ -9,6 +9,10 @@ Checkpoints are written once every callback of the triggering event has run (thr
 ``trainer.defer``), so each holds a consistent state and resumes bit for bit. A checkpoint
 saved on exception holds the state at the moment of failure, which may be mid-step: use it
 to inspect, not to resume exactly (``which="last"`` never picks it).
+
+Checkpoints are taken at optimizer-step boundaries (``on_step_end``, ``on_epoch_end``), so
+with gradient accumulation none falls inside a window. In a distributed job every rank runs
+the callback and rank 0 alone writes (see ``Trainer.save_checkpoint``).
 """
 
 from __future__ import annotations
@@ -364,7 +368,8 @@ class Checkpoint(MonitorCallback):
         meta = {"prefix": self.prefix, "monitor": self.monitor, "mode": self.mode, "value": value}
         name = checkpoint_name(self.prefix, looper.epochs_done, looper.steps_done)
         info = trainer.save_checkpoint(name, storage=self.storage, reason="periodic", meta=meta)
-        self.retain(trainer.resolve_checkpoint_storage(self.storage))
+        if info.get("saved", True):  # (ranks other than 0 of a distributed job save nothing)
+            self.retain(trainer.resolve_checkpoint_storage(self.storage))
         return info
 
     def kept(self, entries: list[dict[str, Any]]) -> set[str]:

@@ -13,6 +13,7 @@ from typing import Any, Mapping, TextIO
 
 from ptdry.core.callback import Callback
 from ptdry.core.statistic import Statistic
+from ptdry.train import distributed
 
 __all__ = ["EpochPrinter", "format_values"]
 
@@ -53,6 +54,9 @@ class EpochPrinter(Callback):
         self._start: tuple[float, int] | None = None
 
     def _write(self, line: str) -> None:
+        world = distributed.current()
+        if world is not None and not world.is_main:  # one process of a distributed job prints
+            return
         stream = self.stream if self.stream is not None else sys.stdout
         print(line, file=stream, flush=True)
 

@@ -33,6 +33,8 @@ class ProgressBar(Callback):
         from tqdm.auto import tqdm
 
         self._close()
+        if not getattr(trainer, "is_global_zero", True):  # one process of a distributed job shows it
+            return
         self._bar = tqdm(
             total=total,
             desc=f"epoch {epoch}/{trainer.looper.epochs}",
@@ -50,10 +52,15 @@ class ProgressBar(Callback):
     def on_epoch_start(self, trainer: Any, epoch: int, num_batches: int, **_: Any) -> None:
         self._open(trainer, epoch, num_batches)
 
-    def on_step_end(self, trainer: Any, step: int, epoch: int, loss: float | None = None, **_: Any) -> None:
+    def on_step_end(
+        self, trainer: Any, step: int, epoch: int, loss: float | None = None, batch_idx: int | None = None, **_: Any
+    ) -> None:
         if self._bar is None:  # resumed mid-epoch: no on_epoch_start for this epoch
             self._open(trainer, epoch, None)
-        self._bar.update(1)
+            if self._bar is None:
+                return
+        # batches, not steps: a step takes several batches with gradient accumulation
+        self._bar.update(1 if batch_idx is None else max(batch_idx + 1 - self._bar.n, 0))
         if loss is not None and step % self.refresh_every == 0:
             self._bar.set_postfix_str(f"loss={loss:.4f}", refresh=False)
 
