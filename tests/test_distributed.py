@@ -5,6 +5,7 @@ once, ends when a rank is killed, and resumes exactly."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -88,3 +89,20 @@ def test_a_killed_rank_ends_the_job_and_resuming_under_torchrun_is_exact(uninter
     assert (doc["status"]["state"], doc["world_size"]) == ("completed", 2)
     steps = [r["step"] for r in db.collection("history").find({"run": run_id, "phase": "step"})]
     assert sorted(steps) == list(range(1, 22))  # steps 10-21 again after the checkpoint of step 9, none twice
+
+
+def test_without_torchrun_the_survivor_of_a_killed_rank_fails_instead_of_waiting(tmp_path):
+    with socket.socket() as s:  # a free port for the rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    base = {**os.environ, "PYTHONPATH": os.pathsep.join([os.path.dirname(HERE), HERE]), "OMP_NUM_THREADS": "1"}
+    base.update(WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), PTDRY_DIST_TIMEOUT="60")
+    command = [sys.executable, JOB, "mongomock://ddp", "ddp", str(tmp_path), "kill:2"]
+    ranks = [
+        subprocess.Popen(command, env={**base, "RANK": str(r), "LOCAL_RANK": str(r)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for r in (0, 1)
+    ]
+    outputs = [p.communicate(timeout=120) for p in ranks]
+    assert ranks[1].returncode == -9  # it killed itself at step 2
+    assert ranks[0].returncode == 1  # rank 0 failed at its next collective, long before the timeout
+    assert "Connection closed by peer" in outputs[0][1] or "Connection reset by peer" in outputs[0][1]

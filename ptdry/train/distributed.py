@@ -154,12 +154,26 @@ def setup() -> World | None:
             raise ConfigError(f"PTDRY_DIST_TIMEOUT must be a number of seconds; received {timeout!r}") from None
     dist.init_process_group(backend=backend, **kwargs)
     atexit.register(_leave)
+    _share_cores()
     log.info("joined the process group as rank %d of %d (%s)", world.rank, world.size, backend)
     return World(dist.get_rank(), world.local_rank, dist.get_world_size())
 
 
 #: Seconds a process that is exiting leaves gloo's worker threads after its last collective.
 _GRACE = 0.25
+
+
+def _share_cores() -> None:
+    """Give this process its share of the machine's cores, unless ``OMP_NUM_THREADS`` says
+    how many (torchrun sets it to 1): N processes of all cores each would oversubscribe them."""
+    local = _int(os.environ, "LOCAL_WORLD_SIZE", None)
+    if os.environ.get("OMP_NUM_THREADS") or not local:
+        return
+    import torch
+
+    from ptdry.context.devices import cpu_count
+
+    torch.set_num_threads(max(1, cpu_count() // local))
 
 
 def _leave() -> None:

@@ -143,6 +143,10 @@ class Session(Module):
             ``docs/contexts.md``): the whole run happens inside ``ContextManager(context)``,
             which borrows those resources and applies their limits. None: no context.
 
+    Under ``torchrun`` every process runs the same Session: they train together
+    (DistributedDataParallel), rank 0 records the run (with its ``world_size``) and every
+    process's :class:`RunResult` has its id (see ``docs/distributed.md``).
+
     Example:
         >>> result = session.run()          # doctest: +SKIP
         >>> result["test.accuracy"]          # doctest: +SKIP

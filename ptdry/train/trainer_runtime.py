@@ -25,9 +25,9 @@ class RuntimeTrainer:
         window steps the optimizer); models skip DDP's gradient all-reduce then."""
         return self._run.accumulating
 
-    def settings(self) -> TrainingSettings:
+    def settings(self, world: distributed.World | None = None) -> TrainingSettings:
         """What this trainer asks of its model (device, precision, clipping, accumulation,
-        compilation) and the distributed world of this process."""
+        compilation) in the distributed ``world`` (None: a single process)."""
         return TrainingSettings(
             device=self.device,
             precision=self.precision,
@@ -35,7 +35,7 @@ class RuntimeTrainer:
             grad_clip_value=self.grad_clip_value,
             accumulate_grad_batches=self.accumulate_grad_batches,
             compile=self.compile,
-            world=distributed.setup(),
+            world=world,
         )
 
     def setup(self) -> None:
@@ -46,8 +46,10 @@ class RuntimeTrainer:
             ConfigError: a device, precision or setting the model cannot have here.
         """
         if self.grad_clip_norm is not None and self.grad_clip_value is not None:
-            raise ConfigError("give grad_clip_norm= or grad_clip_value=, not both")
-        settings = self.settings()
+            raise ConfigError(
+                f"give grad_clip_norm= or grad_clip_value=, not both; they are {self.grad_clip_norm!r} and {self.grad_clip_value!r}"
+            )
+        settings = self.settings(distributed.setup())
         self.model.setup_training(settings)
         self.__dict__["_world"] = settings.world
 
