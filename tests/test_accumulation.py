@@ -18,8 +18,8 @@ def _plain_model() -> Model:
 
 def test_two_accumulated_batches_of_32_train_as_one_batch_of_64():
     data = digits()  # 600 rows: 19 batches of 32 (the last of 24) and 10 of 64 (the last of 24)
-    accumulated = Trainer(_plain_model(), Looper(epochs=2, batch_size=32, shuffle=False), verbose=0, accumulate_grad_batches=2)
-    single = Trainer(_plain_model(), Looper(epochs=2, batch_size=64, shuffle=False), verbose=0)
+    accumulated = Trainer(_plain_model(), Looper(epochs=2, batch_size=32, shuffle=False), verbose=0, device="cpu", accumulate_grad_batches=2)
+    single = Trainer(_plain_model(), Looper(epochs=2, batch_size=64, shuffle=False), verbose=0, device="cpu")
     accumulated.fit(data, seed=0)
     single.fit(data, seed=0)
     assert accumulated.step == single.step == 20  # the last window of an epoch has one batch
@@ -35,7 +35,7 @@ def test_two_accumulated_batches_of_32_train_as_one_batch_of_64():
 
 def test_step_events_fire_once_per_optimizer_step_and_backward_once_per_batch():
     rec = Recorder()
-    trainer = Trainer(make_model(), Looper(epochs=1, batch_size=64), [rec], verbose=0, accumulate_grad_batches=3)
+    trainer = Trainer(make_model(), Looper(epochs=1, batch_size=64), [rec], verbose=0, device="cpu", accumulate_grad_batches=3)
     trainer.fit(digits(), seed=0)  # 10 batches: windows of 3, 3, 3 and 1
     count = lambda name: sum(1 for e in rec.events if e[0] == name)  # noqa: E731
     assert (count("on_step_start"), count("on_step_end"), count("on_before_optimizer_step")) == (4, 4, 4)
@@ -45,7 +45,7 @@ def test_step_events_fire_once_per_optimizer_step_and_backward_once_per_batch():
 
 def test_an_accumulating_run_resumes_exactly_from_a_step_checkpoint():
     def trainer(*callbacks):
-        return Trainer(make_model(), Looper(epochs=2, batch_size=32), list(callbacks), verbose=0, accumulate_grad_batches=3)
+        return Trainer(make_model(), Looper(epochs=2, batch_size=32), list(callbacks), verbose=0, device="cpu", accumulate_grad_batches=3)
 
     data = digits()
     reference = trainer()
@@ -80,9 +80,9 @@ class _StateInsideAWindow:
 
 def test_a_state_taken_inside_a_window_says_that_its_gradients_were_not_saved(caplog):
     grab = _StateInsideAWindow(2)
-    first = Trainer(make_model(), Looper(epochs=1, batch_size=64), [grab], verbose=0, accumulate_grad_batches=3)
+    first = Trainer(make_model(), Looper(epochs=1, batch_size=64), [grab], verbose=0, device="cpu", accumulate_grad_batches=3)
     first.fit(digits(), seed=0)
-    second = Trainer(make_model(), Looper(epochs=1, batch_size=64), verbose=0, accumulate_grad_batches=3)
+    second = Trainer(make_model(), Looper(epochs=1, batch_size=64), verbose=0, device="cpu", accumulate_grad_batches=3)
     second.load_state_dict(grab.state)
     with caplog.at_level(logging.WARNING, logger="ptdry.train.epoch_loop"):
         second.fit(digits(), seed=0)

@@ -16,14 +16,15 @@ from ptdry.train.trainable import Trainable
 
 
 def _trainer(epochs: int = 1, batch_size: int = 64, **kwargs) -> Trainer:
+    kwargs.setdefault("device", "cpu")  # (these tests are about the CPU; test_cuda.py has the GPU's)
     return Trainer(make_model(), Looper(epochs=epochs, batch_size=batch_size), verbose=0, **kwargs)
 
 
-def test_auto_and_cpu_devices_train_on_the_cpu_here():
-    for device in ("auto", "cpu"):
+def test_auto_picks_cuda_when_there_is_one_and_the_cpu_otherwise():
+    for device, expected in (("auto", "cuda:0" if torch.cuda.is_available() else "cpu"), ("cpu", "cpu")):
         trainer = _trainer(device=device)
         trainer.fit(digits(), seed=0)
-        assert trainer.model.device_name == "cpu"
+        assert trainer.model.device_name == expected
 
 
 def test_a_device_this_machine_lacks_is_refused_when_training_starts():
@@ -109,7 +110,7 @@ class _Updates(Callback):
 def test_grad_clip_norm_scales_the_gradients_down_to_the_norm():
     watch = _Updates()
     trainer = Trainer(
-        _plain_sgd_model(), Looper(epochs=1, batch_size=64, max_steps=3), callbacks=[watch], verbose=0, grad_clip_norm=0.01
+        _plain_sgd_model(), Looper(epochs=1, batch_size=64, max_steps=3), callbacks=[watch], verbose=0, grad_clip_norm=0.01, device="cpu"
     )
     trainer.fit(digits(), seed=0)
     for before, grads, after in watch.steps:
@@ -122,7 +123,7 @@ def test_grad_clip_norm_scales_the_gradients_down_to_the_norm():
 def test_grad_clip_value_clips_every_element():
     watch = _Updates()
     trainer = Trainer(
-        _plain_sgd_model(), Looper(epochs=1, batch_size=64, max_steps=3), callbacks=[watch], verbose=0, grad_clip_value=1e-3
+        _plain_sgd_model(), Looper(epochs=1, batch_size=64, max_steps=3), callbacks=[watch], verbose=0, grad_clip_value=1e-3, device="cpu"
     )
     trainer.fit(digits(), seed=0)
     for before, grads, after in watch.steps:
@@ -171,8 +172,8 @@ def test_values_read_once_per_logging_step_give_the_same_history():
 
     deferring = _Deferring(ObjectDef(MLP, 64, 32, 10, p=0.2), Optimizer(torch.optim.Adam, lr=1e-2), Criterion(torch.nn.CrossEntropyLoss))
     watch = Losses()
-    eager = Trainer(make_model(), Looper(epochs=2, batch_size=64), verbose=0, log_every_n_steps=3)
-    deferred = Trainer(deferring, Looper(epochs=2, batch_size=64), callbacks=[watch], verbose=0, log_every_n_steps=3)
+    eager = Trainer(make_model(), Looper(epochs=2, batch_size=64), verbose=0, log_every_n_steps=3, device="cpu")
+    deferred = Trainer(deferring, Looper(epochs=2, batch_size=64), callbacks=[watch], verbose=0, log_every_n_steps=3, device="cpu")
     eager.fit(digits(), seed=0)
     deferred.fit(digits(), seed=0)
     assert [loss is not None for loss in watch.seen] == [step % 3 == 0 for step in range(1, 21)]
@@ -200,8 +201,8 @@ def test_compile_trains_a_compiled_forward_with_the_plain_state_keys():
     def model():
         return Model(ObjectDef(torch.nn.Linear, 4, 2), Optimizer(torch.optim.SGD, lr=0.5), Criterion(torch.nn.CrossEntropyLoss))
 
-    compiled = Trainer(model(), Looper(epochs=2, batch_size=32), metrics=(), verbose=0, compile=True)
-    plain = Trainer(model(), Looper(epochs=2, batch_size=32), metrics=(), verbose=0)
+    compiled = Trainer(model(), Looper(epochs=2, batch_size=32), metrics=(), verbose=0, compile=True, device="cpu")
+    plain = Trainer(model(), Looper(epochs=2, batch_size=32), metrics=(), verbose=0, device="cpu")
     data = DataProvider(train=(X, y))
     compiled.fit(data, seed=0)
     plain.fit(data, seed=0)

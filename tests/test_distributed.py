@@ -106,3 +106,19 @@ def test_without_torchrun_the_survivor_of_a_killed_rank_fails_instead_of_waiting
     assert ranks[1].returncode == -9  # it killed itself at step 2
     assert ranks[0].returncode == 1  # rank 0 failed at its next collective, long before the timeout
     assert "Connection closed by peer" in outputs[0][1] or "Connection reset by peer" in outputs[0][1]
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "h"}, r"WORLD_SIZE=2 says .* but MASTER_PORT is not set: start the script with torchrun"),
+        ({"WORLD_SIZE": "2", "RANK": "2", "LOCAL_RANK": "0", "MASTER_ADDR": "h", "MASTER_PORT": "1"}, r"RANK=2 is not a rank of WORLD_SIZE=2"),
+        ({"WORLD_SIZE": "two"}, r"WORLD_SIZE must be an integer; received 'two'"),
+    ],
+)
+def test_an_incomplete_launcher_environment_is_refused_by_name(environ, message):
+    from ptdry.errors import ConfigError
+    from ptdry.train.distributed import environment
+
+    with pytest.raises(ConfigError, match=message):
+        environment(environ)

@@ -24,6 +24,7 @@ import datetime
 import logging
 import os
 import pickle
+import sys
 import time
 from typing import Any, Mapping
 
@@ -115,8 +116,6 @@ def _dist() -> Any:
 def current() -> World | None:
     """The world of the process group this process belongs to (started by :func:`setup` or
     by the user), or None when there is none or it has one process. Starts nothing."""
-    import sys
-
     if "torch" not in sys.modules:  # no group without torch
         return None
     dist = _dist()

@@ -99,7 +99,10 @@ class EpochLoop:
             out = self.train_step(batch)
             if not isinstance(out, dict) and not isinstance(out, Mapping):  # dict first: the ABC check is slow
                 out = {"loss": out}
-            values = out if defer else {k: v.item() if hasattr(v, "item") else float(v) for k, v in out.items()}
+            if defer:  # (detached: a graph kept in the epoch's sums would live until the epoch ends)
+                values = {k: v.detach() if hasattr(v, "detach") else v for k, v in out.items()}
+            else:
+                values = {k: v.item() if hasattr(v, "item") else float(v) for k, v in out.items()}
             looper.advance_batch(step=end)
             run.acc_count += 1
             for k, v in values.items():

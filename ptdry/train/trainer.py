@@ -425,6 +425,7 @@ class Trainer(ResumableTrainer, RuntimeTrainer, EpochLoop, Module):
     def _handle_exception(self, exc: BaseException) -> None:
         run = self._run
         run.deferred.clear()
+        run.accumulating, run.loss_factor, run.window_start = False, 1.0, True
         for name, fn in self._cbs.handlers("on_exception"):
             try:
                 fn(trainer=self, step=self.looper.steps_done, epoch=self.epoch, exception=exc)

@@ -38,7 +38,7 @@ class ProgressBar(Callback):
         self._bar = tqdm(
             total=total,
             desc=f"epoch {epoch}/{trainer.looper.epochs}",
-            unit="step",
+            unit="batch",
             leave=self.leave,
             file=sys.stderr,
             dynamic_ncols=True,
