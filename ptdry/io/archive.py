@@ -22,7 +22,7 @@ import zipfile
 from typing import Any, BinaryIO, Callable, Iterable, Mapping, Union
 
 from ptdry.core.atomic import atomic_write
-from ptdry.core.classpath import class_path
+from ptdry.core.classpath import class_path, warn_main_classes
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
 from ptdry.core.state import State
@@ -116,11 +116,13 @@ def save_object(obj: Module, file: PathOrFile) -> None:
     if not isinstance(obj, Module):
         raise ConfigError(f"save_object needs a ptdry Module; received {type(obj).__qualname__}")
     manifest = _header(FORMAT)
+    definition = obj.definition().to_dict()
+    warn_main_classes(definition, f"{type(obj).__name__} {obj.dry_id}")
     manifest.update(
         {
             "class": class_path(type(obj)),
             "dry_id": obj.dry_id,
-            "definition": obj.definition().to_dict(),
+            "definition": definition,
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         }
     )
