@@ -46,7 +46,7 @@ def data():
 def reference(data):
     trainer = _trainer()
     trainer.fit(data, seed=7)
-    return net_params(trainer), history_values(trainer)
+    return net_params(trainer), history_values(trainer), trainer.history.summary()
 
 
 def _disturb_rngs() -> None:
@@ -57,12 +57,17 @@ def _disturb_rngs() -> None:
 
 
 def _assert_same(trainer: Trainer, reference) -> None:
-    weights, history = reference
+    """Same weights; the same history: its length and every metric's summary (restored from
+    the state), and the records logged after the resume (a bare trainer's checkpoint holds
+    the history's position and summaries, not its records)."""
+    weights, history, summary = reference
     got = net_params(trainer)
     assert got.keys() == weights.keys()
     for key in weights:
         assert torch.equal(got[key], weights[key]), f"weights differ at {key}"
-    assert history_values(trainer) == history
+    assert len(trainer.history) == len(history)
+    assert trainer.history.summary() == summary
+    assert history_values(trainer) == history[trainer.history.store.start :]
 
 
 @pytest.mark.parametrize("k", [1, 7, 10, 11, 29])  # mid-epoch, last step of an epoch, first of the next
@@ -128,7 +133,7 @@ def test_resume_with_max_steps_and_no_shuffle(data):
 
     ref, resumed = run(), run(crash_at=5)
     assert ref.looper.steps_done == resumed.looper.steps_done == 17
-    _assert_same(resumed, (net_params(ref), history_values(ref)))
+    _assert_same(resumed, (net_params(ref), history_values(ref), ref.history.summary()))
 
 
 def test_resume_refuses_a_different_seed(data):
@@ -165,4 +170,4 @@ def test_resumed_early_stopping_stops_at_the_same_epoch(data):
     fresh.load_checkpoint(storage)
     fresh.fit(data)
     assert fresh.looper.epochs_done == stopped
-    _assert_same(fresh, (net_params(ref), history_values(ref)))
+    _assert_same(fresh, (net_params(ref), history_values(ref), ref.history.summary()))

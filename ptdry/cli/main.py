@@ -60,7 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument("--metric", action="append", default=None, help="metric to plot (repeatable; default: all)")
     plot.add_argument("-o", "--output", required=True, help="image file to write (.png, .pdf, .svg)")
 
-    sync = sub.add_parser("sync", help="write history kept in local journals (while the database was down)")
+    sync = sub.add_parser(
+        "sync", help="complete runs whose database writes wait in local journals (history, checkpoints, their end)"
+    )
     sync.add_argument("--journal-dir", default=None, help="default: $PTDRY_HOME/journal")
 
     db = sub.add_parser("db", help="the embedded default database server")
@@ -258,14 +260,26 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from ptdry.db.history_writer import sync_journals
+    from ptdry.db.journal import db_key
+    from ptdry.db.run_ops import left_journals, sync_journals
 
     repo = _repo(args)
-    written = sync_journals(repo.db.collection("history"), args.journal_dir)
-    if not written:
+    done = sync_journals(repo, args.journal_dir)
+    for run, info in done.items():
+        if info.get("dropped"):
+            print(f"{run}: no longer in the database; its journal was dropped")
+            continue
+        end = "; its end recorded" if info["finished"] else ""
+        print(f"{run}: {info['records']} history records, {info['checkpoints']} checkpoints{end}")
+    key = db_key(repo.db)
+    left = left_journals(args.journal_dir)
+    for item in left:
+        if item["live"]:
+            print(f"{item['run']}: running in another process; its journal is applied as it goes")
+        elif item["db"] != key:
+            print(f"{item['run']}: belongs to {item['db']}; run `ptdry --db <that URI> sync`")
+    if not done and not left:
         print("nothing to sync")
-    for run, n in written.items():
-        print(f"{run}: {n} new history records written")
     return 0
 
 

@@ -63,6 +63,9 @@ class DBInterface(Module):
             or ``"mongomock://"``.
         database: database name.
         timeout: seconds to wait for the server before :class:`ServerUnavailableError`.
+        socket_timeout: seconds a connection attempt or a reply may take before the
+            operation fails (None: wait as long as the server takes). Background writers
+            set it, so a hung server cannot hang them.
 
     Example:
         >>> db = DBInterface("mongomock://")
@@ -71,7 +74,9 @@ class DBInterface(Module):
         [{'_id': 'a', 'name': 'x'}]
     """
 
-    def __init__(self, uri: str | None = None, database: str = "ptdry", timeout: float = 5.0) -> None:
+    def __init__(
+        self, uri: str | None = None, database: str = "ptdry", timeout: float = 5.0, socket_timeout: float | None = None
+    ) -> None:
         if uri is None:
             uri = os.environ.get("PTDRY_DB_URI") or None
         if uri is not None and not isinstance(uri, str):
@@ -81,6 +86,7 @@ class DBInterface(Module):
         self.uri = uri
         self.database = database
         self.timeout = float(timeout)
+        self.socket_timeout = None if socket_timeout is None else float(socket_timeout)
         self._client: Any = None
         self._indexed = False  # this instance checked the indexes (a hot path: every collection())
         self._record_argument("uri", mask_uri(uri) if uri and _CRED.match(uri) else uri)
@@ -123,7 +129,10 @@ class DBInterface(Module):
             from ptdry.db.server import embedded_uri
 
             uri = embedded_uri(timeout=max(self.timeout, 30.0))
-        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=int(self.timeout * 1000), tz_aware=False)
+        options: dict[str, Any] = {"serverSelectionTimeoutMS": int(self.timeout * 1000), "tz_aware": False}
+        if self.socket_timeout is not None:
+            options.update(socketTimeoutMS=int(self.socket_timeout * 1000), connectTimeoutMS=int(self.socket_timeout * 1000))
+        client = pymongo.MongoClient(uri, **options)
         try:
             client.admin.command("ping")
         except PyMongoError as exc:

@@ -8,14 +8,14 @@ Repo an object already loaded is returned as the same Python object.
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from ptdry.core.classpath import warn_main_classes
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef, build, iter_defs
 from ptdry.core.status import Status, utc_now
 from ptdry.db.artifacts import ArtifactStore, FileStore, GridFSStore
-from ptdry.db.history_writer import history_document, insert_new
+from ptdry.db.history_store import history_document, insert_new
 from ptdry.db.interface import SCHEMA_VERSION, DBInterface
 from ptdry.db.provenance import provenance
 from ptdry.db.query_plan import plan_filter
@@ -177,51 +177,94 @@ class Repo:
             raise ConfigError(f"add_object needs a ptdry Module; received {type(obj).__qualname__}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigError(f"name must be a non-empty string; received {name!r}")
-        tags = [tags] if isinstance(tags, str) else list(tags)
-        nodes = _ptdry_modules(obj)
-        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1}
-        existing = {d["_id"]: d for d in self.modules.find({"_id": {"$in": [m.dry_id for _, m, _ in nodes]}}, fields)}
-        old = existing.get(obj.dry_id, {})
-        old_artifacts = old.get("artifacts", [])
+        contents = self.object_contents(obj)
+        warn_main_classes(contents[0]["definition"], f"{type(obj).__name__} {obj.dry_id}")
         record = self.artifacts.put(state_to_bytes(obj.state_dict()), name="state", format="ptdry-state")
-        project = old.get("project") or self.project or "default"
-        if old and (name is None or name == old["name"]):
-            root_name, version, created = old["name"], old["version"], old["created_at"]
-        else:
-            root_name = name or type(obj).__name__
-            version, created = self.next_version(root_name, project), utc_now()
+        doc = self.write_object(contents, record, name=name, tags=tags)
+        if history:
+            self._write_history(obj)
+        self._loaded[obj.dry_id] = obj
+        return Record(doc, self)
+
+    @property
+    def artifact_kind(self) -> str:
+        """The kind of store new artifacts go to (``"file"``, ``"gridfs"``), known without
+        contacting the database."""
+        if self._artifacts is not None:
+            return self._artifacts.kind
+        return "file" if self.db.kind == "embedded" else "gridfs"
+
+    def object_contents(self, obj: Module) -> list[dict[str, Any]]:
+        """The documents of ``obj`` and its nested Modules (root first) without the fields the
+        database decides (name, version, project, creation date, tags, artifacts); computed
+        without contacting it, so they can be written later (see :meth:`write_object`)."""
+        nodes = _ptdry_modules(obj)
         # One definition of the whole tree; each nested Module's node is its definition.
         defs = {d.dry_id: d for d in iter_defs(obj.definition()) if d.dry_id is not None}
-        docs = []
+        out = []
         for path, module, parent in nodes:
-            is_root = module is obj
-            prior = existing.get(module.dry_id)
-            if is_root:
-                identity = (root_name, version, created, project)
-            elif prior:  # a nested object keeps the name and version it was first stored with
-                identity = (prior["name"], prior["version"], prior["created_at"], prior.get("project") or project)
-            else:  # "digits-mlp/trainer.model" v3 is the model of run digits-mlp v3
-                identity = (f"{root_name}/{path}", version, created, project)
-            definition = defs.get(module.dry_id) or module.definition()
-            doc = self._document(module, definition, *identity, tags=tags if is_root else [])
+            doc = self._document(module, defs.get(module.dry_id) or module.definition())
             doc.update(
                 root=obj.dry_id,
                 parent=None if parent is None else parent.dry_id,
                 path=path,
                 children=[m.dry_id for _, m, p in nodes if p is module],
-                artifacts=[record, *(a for a in old_artifacts if a.get("name") != "state")] if is_root else [],
             )
+            out.append(doc)
+        return out
+
+    def write_object(
+        self,
+        contents: list[dict[str, Any]],
+        state: dict[str, Any],
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        keep_initial: bool | None = None,
+    ) -> dict[str, Any]:
+        """Write :meth:`object_contents` with ``state``, the record of the state artifact;
+        returns the root document. A stored object keeps its name, version and its other
+        artifacts; the state it had is released.
+
+        ``keep_initial``: True keeps the state being replaced as artifact ``state/initial``
+        (unless one is kept already), so a run without checkpoints can restart from it;
+        False drops a kept one; None leaves it as it is.
+        """
+        tags = [tags] if isinstance(tags, str) else list(tags)
+        root_id = contents[0]["_id"]
+        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1}
+        existing = {d["_id"]: d for d in self.modules.find({"_id": {"$in": [c["_id"] for c in contents]}}, fields)}
+        old = existing.get(root_id, {})
+        old_artifacts = old.get("artifacts", [])
+        project = old.get("project") or self.project or "default"
+        if old and (name is None or name == old["name"]):
+            root_name, version, created = old["name"], old["version"], old["created_at"]
+        else:
+            root_name = name or contents[0]["cls"].rpartition(":")[2].rpartition(".")[2]
+            version, created = self.next_version(root_name, project), utc_now()
+        artifacts = [state, *_kept_artifacts(old_artifacts, keep_initial)]
+        docs = []
+        for content in contents:
+            is_root = content is contents[0]
+            prior = existing.get(content["_id"])
+            if is_root:
+                identity = (root_name, version, created, project)
+            elif prior:  # a nested object keeps the name and version it was first stored with
+                identity = (prior["name"], prior["version"], prior["created_at"], prior.get("project") or project)
+            else:  # "digits-mlp/trainer.model" v3 is the model of run digits-mlp v3
+                identity = (f"{root_name}/{content['path']}", version, created, project)
+            doc = dict(content)
+            doc.update(zip(("name", "version", "created_at", "project"), identity))
+            doc.update(tags=tags if is_root else [], artifacts=artifacts if is_root else [])
             docs.append(doc)
         if old:  # nested Modules no longer in the tree (e.g. a replaced child) are dropped
-            self.modules.delete_many({"root": obj.dry_id, "_id": {"$nin": [d["_id"] for d in docs]}})
+            self.modules.delete_many({"root": root_id, "_id": {"$nin": [d["_id"] for d in docs]}})
         self._write_documents([d for d in docs if d["_id"] not in existing], [d for d in docs if d["_id"] in existing])
-        if history:
-            self._write_history(obj)
+        kept = {(a.get("store"), a.get("ref")) for a in artifacts}
         for stale in old_artifacts:
-            if stale.get("name") == "state" and stale.get("ref") != record["ref"]:
+            if stale.get("name") in ("state", "state/initial") and (stale.get("store"), stale.get("ref")) not in kept:
                 self._release(stale)
-        self._loaded[obj.dry_id] = obj
-        return Record(docs[0], self)
+        return docs[0]
 
     def _write_documents(self, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
         """Insert ``new`` and replace ``changed`` documents, in one round trip each where the
@@ -238,17 +281,7 @@ class Repo:
 
         self.modules.bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in changed], ordered=True)
 
-    def _document(
-        self,
-        module: Module,
-        definition: ObjectDef,
-        name: str,
-        version: int,
-        created: dt.datetime,
-        project: str,
-        *,
-        tags: list[str],
-    ) -> dict[str, Any]:
+    def _document(self, module: Module, definition: ObjectDef) -> dict[str, Any]:
         query = definition.query_document()
         history = module.__dict__.get("_dry_history")
         return {
@@ -260,16 +293,11 @@ class Repo:
             "config": query["config"],
             "definition": definition.to_dict(),
             "category": definition.category_hash,
-            "name": name,
-            "version": version,
-            "project": project,
-            "tags": tags,
             "status": module.status.to_document(),
             "statistics": module.statistics.to_document(),
             "callbacks": module.callbacks.to_document(),
             "summary": nest_summary(history.summary()) if history else {},
             **provenance(),
-            "created_at": created,
             "updated_at": utc_now(),
         }
 
@@ -278,7 +306,8 @@ class Repo:
         if not history:
             return
         coll = self.db.collection("history")
-        docs = [history_document(obj.dry_id, i, stat) for i, stat in enumerate(history)]
+        start = getattr(history.store, "start", 0)
+        docs = [history_document(obj.dry_id, i, stat) for i, stat in enumerate(history, start)]
         insert_new(coll, docs)  # records already stored are skipped
 
     def _release(self, record: dict[str, Any]) -> None:
@@ -339,12 +368,27 @@ class Repo:
             )
         return self._load(docs[0])
 
-    def get_obj_by_id(self, dry_id: str) -> Module:
-        """The object stored with ``dry_id``."""
+    def get_obj_by_id(
+        self,
+        dry_id: str,
+        *,
+        state: str = "state",
+        prepare: Callable[[Module], Any] | None = None,
+        strict: bool = True,
+    ) -> Module:
+        """The object stored with ``dry_id``.
+
+        Args:
+            state: the artifact holding the state to load (a run keeps ``"state"``, and
+                ``"state/initial"`` when it ended without checkpoints).
+            prepare: called with the built object before its state is loaded (to replace a
+                part of the tree).
+            strict: report state keys that do not fit the tree.
+        """
         doc = self.modules.find_one({"_id": dry_id})
         if doc is None:
             raise NotFoundError(f"no stored object has dry_id {dry_id!r}")
-        return self._load(doc)
+        return self._load(doc, state=state, prepare=prepare, strict=strict)
 
     def __len__(self) -> int:
         """Number of stored root objects (nested Modules are not counted)."""
@@ -370,10 +414,17 @@ class Repo:
         rows = [{c: rec.get_path(c) for c in columns} for rec in records]
         return pandas.DataFrame(rows, columns=list(columns))
 
-    def _load(self, doc: dict[str, Any]) -> Module:
+    def _load(
+        self,
+        doc: dict[str, Any],
+        *,
+        state: str = "state",
+        prepare: Callable[[Module], Any] | None = None,
+        strict: bool = True,
+    ) -> Module:
         from ptdry.io.archive import state_from_bytes
 
-        if doc["_id"] in self._loaded:
+        if doc["_id"] in self._loaded and prepare is None:
             return self._loaded[doc["_id"]]
         try:
             definition = ObjectDef.from_dict(doc["definition"], trusted=self.trusted, allowed=self.allowed)
@@ -382,24 +433,40 @@ class Repo:
         # Nested objects this Repo already loaded are reused, so one stored id stays one object.
         memo = {id(d): self._loaded[d.dry_id] for d in iter_defs(definition) if d.dry_id in self._loaded}
         obj = build(definition, memo)
+        if prepare is not None:
+            prepare(obj)
         root = doc if doc.get("root", doc["_id"]) == doc["_id"] else self.modules.find_one({"_id": doc["root"]})
         if root is None:
             raise NotFoundError(f"object {doc['_id']} belongs to {doc['root']}, which is no longer stored")
-        records = [a for a in root.get("artifacts", []) if a["name"] == "state"]
+        records = [a for a in root.get("artifacts", []) if a["name"] == state]
         if records:
             art = records[0]
             data = self._store(art["store"]).get(art)
-            state = state_from_bytes(
-                data, trusted=self.trusted, allowed=self.allowed, source=f"artifact state of {root['_id']}"
+            values = state_from_bytes(
+                data, trusted=self.trusted, allowed=self.allowed, source=f"artifact {state} of {root['_id']}"
             )
             prefix = "" if root is doc else doc["path"] + "."
-            obj.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+            obj.load_state_dict({k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}, strict=strict)
+        elif state != "state":
+            raise NotFoundError(f"stored object {root['_id']} has no artifact {state!r}")
         status = Status.from_document(doc["status"])
         status._owner = obj
         obj.__dict__["_dry_status"] = status
         for _, module, _ in _ptdry_modules(obj):
             self._loaded.setdefault(module.dry_id, module)
         return obj
+
+
+def _kept_artifacts(old: list[dict[str, Any]], keep_initial: bool | None) -> list[dict[str, Any]]:
+    """The artifacts a rewritten document keeps: all but its state, and ``state/initial`` as
+    :meth:`Repo.write_object` says."""
+    rest = [a for a in old if a.get("name") not in ("state", "state/initial")]
+    initial = [a for a in old if a.get("name") == "state/initial"][:1]
+    if keep_initial is False:
+        initial = []
+    elif keep_initial and not initial:
+        initial = [{**a, "name": "state/initial"} for a in old if a.get("name") == "state"][:1]
+    return rest + initial
 
 
 def nest_summary(summary: Mapping[str, Any]) -> dict[str, Any]:

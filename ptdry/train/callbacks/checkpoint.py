@@ -64,8 +64,9 @@ def select_checkpoint(entries: list[dict[str, Any]], which: str) -> dict[str, An
     """The meta of the checkpoint ``which`` names among ``entries`` (from ``storage.list()``).
 
     ``"last"``: the latest regular checkpoint (not one saved on exception); ``"best"``: the
-    best by its recorded monitored value; ``"exception"``: the latest saved on exception;
-    anything else: a checkpoint name.
+    best by its recorded monitored value among those saved by a policy that keeps the best
+    (``Checkpoint(keep_best=k)``, k > 0) — never another one; ``"exception"``: the latest
+    saved on exception; anything else: a checkpoint name.
 
     Raises:
         NotFoundError: no checkpoint matches; the message lists what the storage holds.
@@ -77,7 +78,20 @@ def select_checkpoint(entries: list[dict[str, Any]], which: str) -> dict[str, An
     elif which == "exception":
         found = max((e for e in entries if e.get("reason") == "exception"), key=_order, default=None)
     elif which == "best":
-        scored = [e for e in regular if _finite(e.get("value"))]
+        kept = [e for e in regular if e.get("keep_best")]
+        if not kept:
+            raise NotFoundError(
+                f"no best checkpoint was kept (the storage holds {names or 'nothing'}; a Checkpoint keeps "
+                "the best only with keep_best >= 1). Train with Checkpoint(keep_best=1, monitor='val.loss') "
+                "to keep the best by that metric, or load which='last'"
+            )
+        scored = [e for e in kept if _finite(e.get("value"))]
+        if not scored:
+            monitors = sorted({str(e.get("monitor")) for e in kept})
+            raise NotFoundError(
+                f"no checkpoint recorded a value of {', '.join(monitors)}, so none is best; does the run "
+                "compute that metric before each save (a val split, validation every epoch)?"
+            )
         modes = {e.get("mode", "min") for e in scored}
         if len(modes) > 1 or len({e.get("monitor") for e in scored}) > 1:
             raise ConfigError("checkpoints monitor different metrics; load one by name instead of which='best'")
@@ -296,7 +310,7 @@ class Checkpoint(MonitorCallback):
         """Save the trainer's state now and apply the retention policy; returns the meta."""
         looper = trainer.looper
         value = self.monitored(trainer.metrics)
-        meta = {"prefix": self.prefix, "monitor": self.monitor, "mode": self.mode, "value": value}
+        meta = {"prefix": self.prefix, "monitor": self.monitor, "mode": self.mode, "value": value, "keep_best": self.keep_best}
         name = checkpoint_name(self.prefix, looper.epochs_done, looper.steps_done)
         info = trainer.save_checkpoint(name, storage=self.storage, reason="periodic", meta=meta)
         self.retain(trainer.resolve_checkpoint_storage(self.storage))
