@@ -168,7 +168,9 @@ def test_a_live_run_storage_saves_lists_retains_and_loads_without_the_database(t
     ops, _ = journal.read(0, 100)
     journal.release()
     kinds = [op["op"] + (f":{op['record']['name'][-1]}") for op in ops]  # all journaled, in order
-    assert kinds == ["checkpoint:1", "checkpoint:2", "checkpoint:3", "remove:1", "checkpoint:4", "remove:2", "checkpoint:5", "remove:3"]
+    assert kinds == [
+        "checkpoint:1", "checkpoint:2", "checkpoint:3", "remove:1", "checkpoint:4", "remove:2", "checkpoint:5", "remove:3"
+    ]  # fmt: skip
 
 
 def test_checkpoints_left_in_the_pending_index_of_an_earlier_ptdry_are_attached(tmp_path, monkeypatch):
@@ -181,7 +183,43 @@ def test_checkpoints_left_in_the_pending_index_of_an_earlier_ptdry_are_attached(
     db.collection("modules").insert_one({"_id": "old-run", "artifacts": []})
     record = FileStore(tmp_path / "artifacts").put(b"state bytes", name="checkpoint/ckpt-1", format="ptdry-state")
     (tmp_path / "pending").mkdir()
-    (tmp_path / "pending" / "old-run.json").write_text(json.dumps({"run": "old-run", "records": [{**record, "meta": {"step": 1}}]}))
+    index = {"run": "old-run", "records": [{**record, "meta": {"step": 1}}]}
+    (tmp_path / "pending" / "old-run.json").write_text(json.dumps(index))
     assert sync_journals(db)["old-run"]["checkpoints"] == 1
     doc = db.collection("modules").find_one({"_id": "old-run"})
     assert [a["name"] for a in doc["artifacts"]] == ["checkpoint/ckpt-1"] and not (tmp_path / "pending" / "old-run.json").exists()
+
+
+def test_a_batch_keeps_the_order_that_matters_and_skips_checkpoints_removed_within_it(tmp_path, monkeypatch):
+    from ptdry.db.artifacts import FileStore
+    from ptdry.db.repo import Repo
+    from ptdry.db.run_ops import apply_ops
+
+    monkeypatch.setenv("PTDRY_HOME", str(tmp_path))
+    repo = Repo(DBInterface("mongomock://apply-ops"), artifacts=FileStore(tmp_path / "artifacts"))
+    repo.modules.insert_one({"_id": "r", "artifacts": []})
+    records = {n: repo.artifacts.put(f"state {n}".encode(), name=f"checkpoint/{n}") for n in ("a", "b", "c")}
+    stat = lambda seq, v: history_document("r", seq, Statistic("step", {"loss": v}, step=seq))  # noqa: E731
+    apply_ops(repo, "r", [stat(0, 1.0), stat(1, 1.0), stat(2, 1.0)])  # a killed process's records
+    ops = [
+        {"op": "truncate", "seq": 1},  # a resumed run from record 1 on
+        stat(1, 2.0),
+        {"op": "checkpoint", "record": records["a"]},
+        {"op": "checkpoint", "record": records["b"]},
+        stat(2, 2.0),
+        {"op": "remove", "record": records["a"]},
+        {"op": "checkpoint", "record": records["c"]},
+        {"op": "checkpoint", "record": records["a"]},  # the same name saved again
+    ]
+    apply_ops(repo, "r", ops)
+    history = repo.db.collection("history")
+    assert [(d["seq"], d["metrics"]["loss"]) for d in history.find({"run": "r"}).sort("seq", 1)] == [(0, 1.0), (1, 2.0), (2, 2.0)]
+    doc = repo.modules.find_one({"_id": "r"})
+    assert sorted(a["name"] for a in doc["artifacts"]) == ["checkpoint/a", "checkpoint/b", "checkpoint/c"]
+    assert all(repo.artifacts.get(a) for a in doc["artifacts"])  # a's bytes were not released
+    apply_ops(repo, "r", ops)  # applied twice (a crash before its offset was recorded): the same
+    assert history.count_documents({"run": "r"}) == 3 and len(repo.modules.find_one({"_id": "r"})["artifacts"]) == 3
+    gone = repo.artifacts.put(b"state d", name="checkpoint/d")
+    apply_ops(repo, "r", [{"op": "checkpoint", "record": gone}, {"op": "remove", "record": gone}])
+    assert not (tmp_path / "artifacts" / gone["ref"][:2] / gone["ref"]).exists()
+    assert len(repo.modules.find_one({"_id": "r"})["artifacts"]) == 3

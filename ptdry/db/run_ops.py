@@ -61,8 +61,9 @@ def _unspool(record: dict[str, Any]) -> None:
         spool().delete(record)
 
 
-def attach_checkpoint(repo: Any, run: str, record: dict[str, Any]) -> None:
-    """Attach a checkpoint's artifact record to the run (replacing one of the same name)."""
+def attach_checkpoint(repo: Any, run: str, record: dict[str, Any], releases: list[dict[str, Any]] | None = None) -> None:
+    """Attach a checkpoint's artifact record to the run (replacing one of the same name).
+    The bytes of a replaced record are released now, or appended to ``releases``."""
     doc = repo.modules.find_one({"_id": run}, {"artifacts": 1})
     if doc is None:
         raise NotFoundError(f"run {run} is not in the database (deleted?); its checkpoint {record['name']} cannot be attached")
@@ -75,55 +76,99 @@ def attach_checkpoint(repo: Any, run: str, record: dict[str, Any]) -> None:
         repo.modules.update_one({"_id": run}, {"$pull": {"artifacts": {"name": record["name"]}}})
     repo.modules.update_one({"_id": run, "artifacts.name": {"$ne": record["name"]}}, {"$push": {"artifacts": stored}})
     if old is not None:
-        repo._release(old)
+        _release(repo, old, releases)
     _unspool(record)
 
 
-def detach_checkpoint(repo: Any, run: str, record: dict[str, Any]) -> None:
-    """Detach the checkpoint named like ``record`` from the run and release its bytes."""
+def detach_checkpoint(repo: Any, run: str, record: dict[str, Any], releases: list[dict[str, Any]] | None = None) -> None:
+    """Detach the checkpoint named like ``record`` from the run and release its bytes (now,
+    or appended to ``releases``)."""
     doc = repo.modules.find_one({"_id": run}, {"artifacts": 1}) or {}
     old = next((a for a in doc.get("artifacts", []) if a.get("name") == record["name"]), None)
     if old is not None:
         repo.modules.update_one({"_id": run}, {"$pull": {"artifacts": {"name": record["name"]}}})
-        repo._release(old)
-    if record.get("store") == "spool":
+        _release(repo, old, releases)
+    if old is None or old.get("ref") != record.get("ref"):
+        _release(repo, record, releases)  # written locally, never attached
+
+
+def _release(repo: Any, record: dict[str, Any], releases: list[dict[str, Any]] | None) -> None:
+    """Delete an artifact's bytes unless a stored document refers to them (a spooled file:
+    always). With ``releases``, later: identical bytes (content-addressed files) may be
+    attached by a later operation of the same batch."""
+    if releases is not None:
+        releases.append(record)
+    elif record.get("store") == "spool":
         _unspool(record)
-    elif old is None or old.get("ref") != record.get("ref"):
-        repo._release(record)  # written locally, never attached
+    else:
+        repo._release(record)
 
 
 def apply_ops(repo: Any, run: str, ops: list[dict[str, Any]]) -> None:
     """Apply journal operations in order. Raises what the database raises (an outage:
-    :func:`~ptdry.db.interface.db_down_errors`); the caller applies them again later."""
+    :func:`~ptdry.db.interface.db_down_errors`); the caller applies them again later.
+
+    History records between two truncations are inserted in one round trip, ahead of the
+    other operations around them (they touch another collection); a checkpoint removed
+    later in the same batch is never attached or uploaded (after an outage, retention has
+    usually dropped most of the checkpoints taken meanwhile)."""
     history = repo.db.collection("history")
-    # A checkpoint removed later in the same batch is not attached (nor uploaded) at all.
-    removed = {op["record"]["name"] for op in ops if op.get("op") == "remove"}
-    records: list[dict[str, Any]] = []
-    for op in ops:
-        kind = op.get("op")
-        if kind is None:
-            records.append(op)
-            continue
-        if records:
-            insert_new(history, records)
-            records = []
-        if kind == "truncate":
-            history.delete_many({"run": run, "seq": {"$gte": op["seq"]}})
-        elif kind == "checkpoint":
-            if op["record"]["name"] not in removed:
-                attach_checkpoint(repo, run, op["record"])
-        elif kind == "remove":
-            detach_checkpoint(repo, run, op["record"])
-        elif kind == "finish":
-            if repo.modules.count_documents({"_id": run}, limit=1) == 0:
-                raise NotFoundError(f"run {run} is not in the database (deleted?); its end cannot be recorded")
-            state = _upload(repo, op["state"])
-            repo.write_object(op["contents"], state, name=op.get("name"), tags=op.get("tags", ()), keep_initial=op.get("keep_initial"))
-            _unspool(op["state"])
-        else:
-            log.warning("run %s: unknown journal operation %r skipped", run, kind)
-    if records:
-        insert_new(history, records)
+    last_removal = {op["record"]["name"]: i for i, op in enumerate(ops) if op.get("op") == "remove"}
+    skipped: set[str] = set()  # checkpoints not attached: removed later in this batch
+    attached: set[str] | None = None  # names attached to the run, read once when needed
+    releases: list[dict[str, Any]] = []  # bytes to release once the batch is applied
+    for segment in _segments(ops):
+        first = segment[0][1]
+        if first.get("op") == "truncate":  # before the records that follow it
+            history.delete_many({"run": run, "seq": {"$gte": first["seq"]}})
+        insert_new(history, [op for _, op in segment if "op" not in op])
+        for i, op in segment:
+            kind = op.get("op")
+            if kind is None or kind == "truncate":
+                continue
+            if kind == "checkpoint":
+                name = op["record"]["name"]
+                if last_removal.get(name, -1) > i:
+                    skipped.add(name)
+                else:
+                    attach_checkpoint(repo, run, op["record"], releases)
+                    skipped.discard(name)
+            elif kind == "remove":
+                name = op["record"]["name"]
+                if name in skipped:
+                    if attached is None:
+                        doc = repo.modules.find_one({"_id": run}, {"artifacts.name": 1}) or {}
+                        attached = {a.get("name") for a in doc.get("artifacts", [])}
+                    if name not in attached:  # only the local copy exists
+                        releases.append(op["record"])
+                        skipped.discard(name)
+                        continue
+                detach_checkpoint(repo, run, op["record"], releases)
+                skipped.discard(name)
+            elif kind == "finish":
+                if repo.modules.count_documents({"_id": run}, limit=1) == 0:
+                    raise NotFoundError(f"run {run} is not in the database (deleted?); its end cannot be recorded")
+                state = _upload(repo, op["state"])
+                repo.write_object(
+                    op["contents"], state, name=op.get("name"), tags=op.get("tags", ()), keep_initial=op.get("keep_initial")
+                )
+                _unspool(op["state"])
+            else:
+                log.warning("run %s: unknown journal operation %r skipped", run, kind)
+    for record in releases:
+        _release(repo, record, None)
+
+
+def _segments(ops: list[dict[str, Any]]) -> Iterable[list[tuple[int, dict[str, Any]]]]:
+    """The operations (with their index), split before each truncation."""
+    segment: list[tuple[int, dict[str, Any]]] = []
+    for i, op in enumerate(ops):
+        if op.get("op") == "truncate" and segment:
+            yield segment
+            segment = []
+        segment.append((i, op))
+    if segment:
+        yield segment
 
 
 def sync_journals(

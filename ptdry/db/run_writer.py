@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def background_db(db: DBInterface, timeout: float, socket_timeout: float) -> DBInterface:
-    """A connection to ``db``'s database for a background thread: its own client, with
-    timeouts. (The embedded server's address is looked up now, while it is known to run.)"""
+    """A connection to ``db``'s database for a background thread: its own client (made on
+    first use), with timeouts."""
     uri = db.uri
     if db.kind == "embedded":
         from ptdry.db.server import embedded_uri
@@ -86,7 +86,9 @@ class RunWriter:
         self.journal = RunJournal.open(journal_dir, run, db_key(db))
         self._journal_dir = journal_dir
         self._source = db
-        self._timeouts = (timeout, socket_timeout)
+        # Made now: the embedded server's address is looked up while it is known to run (a
+        # lookup after an outage began would start the server again).
+        self._db = background_db(db, timeout, socket_timeout)
         self._repo_args = {"project": project, "artifacts": artifacts}
         self.repo: Any = None  # made in the thread: connecting never blocks the caller
         self.seq = start_seq
@@ -174,7 +176,7 @@ class RunWriter:
                 from ptdry.core.home import ptdry_home
 
                 args["artifacts"] = FileStore(ptdry_home() / "artifacts")
-            self.repo = Repo(background_db(self._source, *self._timeouts), **args)
+            self.repo = Repo(self._db, **args)
             self._beat()
             if self._sync_others:
                 self._sync_other_runs()
@@ -212,11 +214,17 @@ class RunWriter:
                 apply_ops(self.repo, self.run, ops)
             except db_down_errors() as exc:
                 if not self.db_down:
-                    log.warning("database unreachable (%s); run %s goes on, its writes wait in %s", type(exc).__name__, self.run, self.journal.path)
+                    log.warning(
+                        "database unreachable (%s); run %s goes on, its writes wait in %s",
+                        type(exc).__name__, self.run, self.journal.path,
+                    )  # fmt: skip
                 self.db_down = True
                 return False
             except Exception as exc:
-                log.error("run %s: the database refused a journaled operation (%r); the journal %s is kept", self.run, exc, self.journal.path)
+                log.error(
+                    "run %s: the database refused a journaled operation (%r); the journal %s is kept",
+                    self.run, exc, self.journal.path,
+                )  # fmt: skip
                 self.error = exc
                 return False
             self._applied = after
