@@ -53,7 +53,7 @@ def make_session(epochs: int = 20, db: DBInterface | str | None = None, seed: in
                 criterion=Criterion(torch.nn.CrossEntropyLoss),
             ),
             looper=Looper(epochs=epochs, batch_size=64),
-            callbacks=[EarlyStopping(monitor="val.loss", patience=3), Checkpoint(every_n_epochs=1)],
+            callbacks=[EarlyStopping(monitor="val.loss", patience=3), Checkpoint(every_n_epochs=1, keep_best=1)],
         ),
         data=DataProvider(**digits_splits(seed)),
         db=db if isinstance(db, DBInterface) else DBInterface(db),

@@ -17,6 +17,7 @@ import torch
 from ptdry import (
     Callback,
     Checkpoint,
+    ConfigError,
     Criterion,
     DataProvider,
     DBInterface,
@@ -31,6 +32,7 @@ from ptdry import (
     Session,
     StateDictError,
     Terminated,
+    UntrustedArchiveError,
 )
 from ptdry.db.history_store import RunHistoryStore
 
@@ -123,7 +125,7 @@ def test_resume_can_replace_a_part_of_the_tree_and_keeps_its_state(db_name):
     result = Session.resume(session.dry_id, db=db, replace={"trainer.looper": Looper(epochs=2, batch_size=32)})
     loaded = Session.load(session.dry_id, which=None, db=db)
     assert result.status == "completed" and loaded.trainer.looper.epochs_done == 2 and loaded.trainer.looper.epochs == 2
-    with pytest.raises(Exception, match=r"replace: 'trainer.nope' is not a part of the stored tree \(trainer has \["):
+    with pytest.raises(ConfigError, match=r"replace: 'trainer.nope' is not a part of the stored tree \(trainer has \["):
         Session.load(session.dry_id, db=db, replace={"trainer.nope": 1})
 
 
@@ -197,13 +199,14 @@ def test_a_class_of_the_training_script_is_warned_about_and_its_load_error_says_
     monkeypatch.setattr(__main__, "ScriptNet", ScriptNet, raising=False)
     db = _mock(db_name)
     session = make_session(db, epochs=1)
-    session.trainer.model = Model(ObjectDef(ScriptNet), Optimizer(torch.optim.Adam, lr=3e-3), Criterion(torch.nn.CrossEntropyLoss))
+    optimizer, criterion = Optimizer(torch.optim.Adam, lr=3e-3), Criterion(torch.nn.CrossEntropyLoss)
+    session.trainer.model = Model(ObjectDef(ScriptNet), optimizer, criterion)
     with caplog.at_level(logging.WARNING):
         session.run()
     assert "ScriptNet defined in the running script (as '__main__:ScriptNet')" in caplog.text
     assert "Move ScriptNet into a module you import" in caplog.text
     monkeypatch.delattr(__main__, "ScriptNet")  # another script: its __main__ has no ScriptNet
-    with pytest.raises(Exception, match=r"ScriptNet was defined in the script that stored this object .* Move ScriptNet into a module"):
+    with pytest.raises(UntrustedArchiveError, match=r"ScriptNet was defined in the script that stored .* Move ScriptNet into a"):
         Session.load(session.dry_id, db=db)
 
 

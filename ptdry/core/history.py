@@ -196,7 +196,9 @@ class History(Metamodule):
         for metric, entry in self._metrics.items():
             mode = _check_mode((modes or {}).get(metric) or metric_mode(metric))
             step, best = entry.best(mode)
-            out[metric] = {"last": entry.last, "best": best, "best_step": step, "mode": mode, "mean": entry.mean, "count": entry.count}
+            out[metric] = {
+                "last": entry.last, "best": best, "best_step": step, "mode": mode, "mean": entry.mean, "count": entry.count
+            }
         return out
 
     def to_dataframe(self) -> Any:

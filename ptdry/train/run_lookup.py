@@ -74,7 +74,9 @@ def replacer(replace: Mapping[str, Any] | None) -> Callable[[Any], None] | None:
     if not replace:
         return None
     if not isinstance(replace, Mapping):
-        raise ConfigError(f"replace must map dotted paths to objects, e.g. {{'trainer.looper': Looper(...)}}; received {replace!r}")
+        raise ConfigError(
+            f"replace must map dotted paths to objects, e.g. {{'trainer.looper': Looper(...)}}; received {replace!r}"
+        )
 
     def apply(root: Any) -> None:
         for path, value in replace.items():

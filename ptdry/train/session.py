@@ -156,14 +156,17 @@ class Session(Module):
     def run(self) -> RunResult:
         """Train, evaluate on the test split, and record everything; returns the result.
 
-        Nothing is written when the tree cannot train (no data, no optimizer...): a
-        :class:`NotReadyError` leaves a stored run as it was. Then the run document is
+        Nothing is written when the tree cannot train (no data, no optimizer...: a
+        :class:`NotReadyError`) or when the run is live in another process (a
+        :class:`ConfigError`): a stored run is left as it was. Then the run document is
         written (status ``running``); whatever happens, it ends ``completed``, ``failed``
         (the error is stored and re-raised) or ``interrupted``.
         """
         repo = Repo(self.db, project=self.project)
         trainer = self.trainer
         trainer._check_ready(self.data)
+        if RunJournal.is_live(None, self.dry_id):
+            raise ConfigError(f"run {self.dry_id} is running in another process on this machine; it cannot run here too")
         resumed = trainer.looper.started
         self.status.start()
         try:  # the run document first: a database that is down at the start fails fast
@@ -235,9 +238,8 @@ class Session(Module):
             contents = repo.object_contents(self)
             state = storage.put_local(state_to_bytes(self.state_dict()), "state")
             kept = any(m.get("reason") != "exception" for m in storage.list())
-            writer.submit(
-                {"op": "finish", "contents": contents, "state": state, "name": self.name, "tags": self.tags, "keep_initial": not kept}
-            )
+            end = {"contents": contents, "state": state, "name": self.name, "tags": self.tags, "keep_initial": not kept}
+            writer.submit({"op": "finish", **end})
         finally:
             synced = writer.close(self.finish_timeout)
             # After the run, checkpoints saved by hand go to the database directly.
@@ -319,7 +321,17 @@ class Session(Module):
 
     @classmethod
     def _open(
-        cls, run_id: str, which: str | None, db: Any, data: Any, replace: Any, strict: bool, trusted: bool, allowed: Any, *, resuming: bool
+        cls,
+        run_id: str,
+        which: str | None,
+        db: Any,
+        data: Any,
+        replace: Any,
+        strict: bool,
+        trusted: bool,
+        allowed: Any,
+        *,
+        resuming: bool,
     ) -> "Session":
         repo = Repo(db, trusted=trusted, allowed=allowed)
         run_id = find_run_id(repo, run_id)
