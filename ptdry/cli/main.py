@@ -12,27 +12,10 @@ import json
 import sys
 from typing import Any, Sequence
 
+from ptdry.db.runs_table import WHERE_ALIASES, metric_columns, run_state, varying_config
 from ptdry.errors import PtdryError
 
 __all__ = ["main"]
-
-#: A ``running`` run whose heartbeat is older than this shows as ``dead``.
-STALE_AFTER = dt.timedelta(seconds=60)
-
-WHERE_ALIASES = {
-    "status": "status.state",
-    "id": "_id",
-    "_id": "_id",
-    "name": "name",
-    "version": "version",
-    "project": "project",
-    "tags": "tags",
-    "created": "created_at",
-    "created_at": "created_at",
-    "cls": "cls",
-    "summary": "summary",
-    "config": "config",
-}
 
 
 class UsageError(PtdryError):
@@ -97,15 +80,6 @@ def _repo(args: argparse.Namespace) -> Any:
     return Repo(args.db)
 
 
-def _state(doc: dict[str, Any], now: dt.datetime) -> str:
-    status = doc.get("status") or {}
-    state = status.get("state", "?")
-    beat = status.get("heartbeat")
-    if state == "running" and isinstance(beat, dt.datetime) and now - beat > STALE_AFTER:
-        return "dead"
-    return state
-
-
 def _sort_spec(text: str) -> list[tuple[str, int]]:
     field = text.lstrip("-+")
     if not field:
@@ -115,7 +89,7 @@ def _sort_spec(text: str) -> list[tuple[str, int]]:
 
 
 def _filter(where: str | None) -> dict[str, Any]:
-    from ptdry.cli.where import parse_where
+    from ptdry.db.where import parse_where
 
     if not where:
         return {}
@@ -133,8 +107,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print("no runs match")
         return 0
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    config_cols = _varying(records, "config", 4)
-    metric_cols = _metric_columns(records, 3)
+    config_cols = varying_config(records, "config", 4)
+    metric_cols = metric_columns(records, 3)
     header = ["id", "name", "ver", "status", "created"] + config_cols + metric_cols
     rows = []
     for rec in records:
@@ -143,7 +117,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
             rec.id[:8],
             str(rec.get("name", "")),
             str(rec.get("version", "")),
-            _state(rec, now),
+            run_state(rec, now),
             created.strftime("%Y-%m-%d %H:%M") if isinstance(created, dt.datetime) else "",
         ]
         row += [_fmt(rec.get_path(f"config.{c}")) for c in config_cols]
@@ -151,40 +125,6 @@ def cmd_runs(args: argparse.Namespace) -> int:
         rows.append(row)
     _print_table(header, rows)
     return 0
-
-
-def _leaves(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict) and value:
-        for k, v in value.items():
-            if k != "__class__":
-                _leaves(f"{prefix}.{k}" if prefix else k, v, out)
-    elif not isinstance(value, (dict, list)):
-        out[prefix] = value
-
-
-def _varying(records: list[Any], field: str, most: int) -> list[str]:
-    """Config paths whose values differ across the listed runs (the interesting columns)."""
-    values: dict[str, set[str]] = {}
-    for rec in records:
-        leaves: dict[str, Any] = {}
-        _leaves("", rec.get(field, {}), leaves)
-        for k, v in leaves.items():
-            values.setdefault(k, set()).add(repr(v))
-    varying = [k for k, v in values.items() if len(v) > 1]
-    if varying:
-        return varying[:most]
-    numeric = [k for k in values if any(c.replace(".", "", 1).replace("e-", "", 1).isdigit() for c in values[k])]
-    return (numeric or list(values))[:most]
-
-
-def _metric_columns(records: list[Any], most: int) -> list[str]:
-    from ptdry.db.repo import flat_summary
-
-    names: dict[str, None] = {}
-    for rec in records:
-        names.update(dict.fromkeys(flat_summary(rec.get("summary") or {})))
-    preferred = sorted(names, key=lambda n: (not n.startswith(("val", "test")), n))
-    return preferred[:most]
 
 
 def _fmt(value: Any) -> str:
@@ -223,7 +163,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     rec = _one_record(repo, args.id)
     now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
     print(f"{rec.get('name')} v{rec.get('version')}  id={rec.id}  class={rec.get('cls')}")
-    print(f"status: {_state(rec, now)}  created: {rec.get('created_at')}  updated: {rec.get('updated_at')}")
+    print(f"status: {run_state(rec, now)}  created: {rec.get('created_at')}  updated: {rec.get('updated_at')}")
     error = (rec.get("status") or {}).get("error")
     if error:
         print(f"error: {error.get('type')}: {error.get('message')}")
