@@ -48,6 +48,11 @@ def _parser() -> argparse.ArgumentParser:
 
     db = sub.add_parser("db", help="the embedded default database server")
     db.add_argument("action", choices=["start", "stop", "status"])
+
+    ui = sub.add_parser("ui", help="web dashboard of the runs (needs ptdry[ui])")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    ui.add_argument("--port", type=int, default=8765, help="TCP port (default 8765; 0 picks a free one)")
+    ui.add_argument("--allow-edit", action="store_true", help="allow tagging and deleting runs (read-only by default)")
     return p
 
 
@@ -59,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     try:
-        handler = {"runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "sync": cmd_sync, "db": cmd_db}[args.command]
+        handler = {"runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "sync": cmd_sync, "db": cmd_db, "ui": cmd_ui}[args.command]
         return handler(args)
     except UsageError as exc:
         print(f"ptdry {args.command}: {exc}", file=sys.stderr)
@@ -227,6 +232,30 @@ def cmd_db(args: argparse.Namespace) -> int:
             return 0
         print(f"running: pid {info['pid']} at {info['uri']} (data in {info['storage']}, log {info['log']})")
     return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """Run ``python -m ptdry.ui`` (the ui layer is not imported by the cli); the URI goes
+    through the environment, where other users cannot read it."""
+    import os
+    import subprocess
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be from 0 to 65535; received {args.port}")
+    env = dict(os.environ)
+    if args.db:
+        env["PTDRY_DB_URI"] = args.db
+    cmd = [sys.executable, "-m", "ptdry.ui", "--host", args.host, "--port", str(args.port)]
+    child = subprocess.Popen(cmd + (["--allow-edit"] if args.allow_edit else []), env=env)
+    try:
+        return child.wait()
+    except KeyboardInterrupt:  # from a terminal the child got the same Ctrl-C; else tell it
+        try:
+            child.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            child.terminate()
+            child.wait()
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
