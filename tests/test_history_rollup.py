@@ -47,15 +47,15 @@ def test_rollups_do_not_depend_on_batching_order_or_repetition(any_db):
     assert again == once
 
 
-def test_nan_is_left_out_and_a_record_without_step_sits_at_its_sequence_number():
+def test_nan_and_records_without_a_step_are_left_out(any_db):
     docs = [
-        {"run": "r", "seq": 5, "step": None, "epoch": None, "phase": "", "metrics": {"loss": 2.0}},
-        {"run": "r", "seq": 6, "step": 7, "epoch": 0, "phase": "", "metrics": {"loss": float("nan")}},
+        {"_id": "r:0", "run": "r", "seq": 0, "step": None, "epoch": None, "phase": "", "metrics": {"loss": 2.0}},
+        {"_id": "r:1", "run": "r", "seq": 1, "step": 7, "epoch": 0, "phase": "", "metrics": {"loss": float("nan")}},
+        {"_id": "r:2", "run": "r", "seq": 2, "step": 8, "epoch": 0, "phase": "", "metrics": {"loss": 1.0}},
     ]
-    updates = rollup_updates(docs)
-    finest = updates["r\x1f\x1f1\x1f0"]
-    assert finest["$min"]["m.loss.first"] == [5, 2.0, None]
-    assert all("nan" not in repr(u) for u in updates.values())
+    assert list(rollup_updates(docs[:2])) == []
+    insert_history(any_db.collection("history"), docs)
+    assert metric_series(any_db, "r")["series"]["loss"]["step"] == [8]
 
 
 def test_a_short_run_gives_its_raw_points(any_db):

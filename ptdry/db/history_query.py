@@ -6,6 +6,7 @@ documents) and going finer only while there are too few buckets; below the fines
 reads the raw records of that small range. The points found are then reduced to at most
 four per pixel column (first, lowest, highest, last: M4), so the plot is exact at its
 resolution whatever the run's length. A run written before rollups existed is read raw.
+Records without a step are not drawn (they have no place on the x axis).
 
 Example:
     >>> from ptdry import Statistic
@@ -142,24 +143,25 @@ def _descend(
 
 def _raw_points(db: Any, run: str, phase: str, keys: list[str], lo: float, hi: float) -> dict[str, list[Point]]:
     """``{metric key: [(step, value, epoch), ...]}`` of the raw records of ``phase`` in
-    [lo, hi] (records without a step sit at their sequence number)."""
-    history = db.collection("history")
-    fields = {"_id": 0, "step": 1, "seq": 1, "epoch": 1, "phase": 1, "metrics": 1}
-    docs = list(history.find({"run": run, "step": {"$gte": lo, "$lte": hi}, "phase": phase}, fields))
-    docs += history.find({"run": run, "step": None, "seq": {"$gte": lo, "$lte": hi}, "phase": phase}, fields)
-    return _points_of(docs, keys)
-
-
-def _points_of(docs: Iterable[dict[str, Any]], keys: list[str]) -> dict[str, list[Point]]:
+    [lo, hi]."""
+    fields = {"_id": 0, "step": 1, "epoch": 1, "phase": 1, "metrics": 1}
+    # The phase is checked here: the embedded server scans the whole collection when a
+    # filter has a field besides those of the (run, step) index.
+    docs = db.collection("history").find({"run": run, "step": {"$gte": lo, "$lte": hi}}, fields)
     out: dict[str, list[Point]] = {k: [] for k in keys}
     for d in docs:
-        x = d.get("step") if d.get("step") is not None else d.get("seq")
+        if (d.get("phase") or "") != phase:
+            continue
         values = d.get("metrics") or {}
         for k in keys:
             v = values.get(k)
-            if isinstance(v, (int, float)) and v == v and x is not None:
-                out[k].append((x, v, d.get("epoch")))
+            if _number(v) and _number(d.get("step")):
+                out[k].append((d["step"], v, d.get("epoch")))
     return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
 
 
 def _legacy_series(
@@ -169,13 +171,12 @@ def _legacy_series(
     filt: dict[str, Any] = {"run": run}
     if start is not None or end is not None:
         filt["step"] = {k: v for k, v in (("$gte", start), ("$lte", end)) if v is not None}
-    docs = list(db.collection("history").find(filt, {"_id": 0, "step": 1, "seq": 1, "epoch": 1, "phase": 1, "metrics": 1}))
+    docs = list(db.collection("history").find(filt, {"_id": 0, "step": 1, "epoch": 1, "phase": 1, "metrics": 1}))
     by_metric: dict[str, list[Point]] = {}
     for d in docs:
-        phase = d.get("phase") or ""
-        x = d.get("step") if d.get("step") is not None else d.get("seq")
+        phase, x = d.get("phase") or "", d.get("step")
         for k, v in (d.get("metrics") or {}).items():
-            if isinstance(v, (int, float)) and v == v and x is not None:
+            if _number(v) and _number(x):
                 by_metric.setdefault(_full(phase, k), []).append((x, v, d.get("epoch")))
     wanted = sorted(by_metric) if metrics is None else list(dict.fromkeys(metrics))
     missing = [m for m in wanted if m not in by_metric]

@@ -14,8 +14,9 @@ one document per (run, phase, level, bucket) in the ``history_rollups`` collecti
 bucket exactly at pixel resolution (M4 aggregation). The updates use only ``$min`` and
 ``$max`` (the server compares the arrays element by element), so they commute and are
 idempotent: a batch written twice (a journal replayed after an outage, a resumed run that
-repeats steps) or out of order gives the same documents. A record without a step is placed
-at its sequence number; NaN values are left out (a gap in the curve).
+repeats steps) or out of order gives the same documents. Records without a step have no
+place on a curve and are left out (the Trainer always sets one), and so are NaN values (a
+gap in the curve).
 """
 
 from __future__ import annotations
@@ -42,8 +43,7 @@ def unescape_key(key: str) -> str:
 
 
 def _x(doc: dict[str, Any]) -> float | None:
-    step = doc.get("step")
-    x = step if step is not None else doc.get("seq")
+    x = doc.get("step")
     if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
         return None
     return x
