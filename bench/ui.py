@@ -115,7 +115,7 @@ def main() -> int:
                 with_rollups.append(time.perf_counter() - t)
         history.delete_many({"run": "wlong"})
         db.collection("modules").insert_one({"_id": "long", "name": "long", "version": 1, "project": "bench", "parent": None})
-        client = TestClient(create_app(db))
+        client = TestClient(create_app(db), base_url="http://127.0.0.1")
         api = lambda **p: client.get("/api/runs/long/history", params={"points": 1000, **p}).json()  # noqa: E731
         result = api()
         assert {"train.loss", "train.lr", "val.loss"} == set(result["series"]), result

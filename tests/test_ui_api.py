@@ -24,6 +24,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from _ui_runs import add_long_history, make_runs  # noqa: E402
 
 pytestmark = pytest.mark.server
+LOCAL = "http://127.0.0.1"
 
 
 class Long(Module):
@@ -47,12 +48,12 @@ def stored(server_uri):
 
 @pytest.fixture(scope="module")
 def client(stored):
-    return TestClient(create_app(stored[0]))
+    return TestClient(base_url=LOCAL, app=create_app(stored[0]))
 
 
 @pytest.fixture
 def editable(stored):
-    return TestClient(create_app(stored[0], allow_edit=True))
+    return TestClient(base_url=LOCAL, app=create_app(stored[0], allow_edit=True))
 
 
 # -- the runs table ------------------------------------------------------------------------------
@@ -248,8 +249,8 @@ def test_with_allow_edit_a_run_is_deleted_with_its_history(server_uri, db_name):
     obj = Long(steps=3)
     obj.history.log("train", {"loss": 1.0}, step=1)
     rec = Repo(db).add_object(obj, name="doomed")
-    app = TestClient(create_app(db, allow_edit=True))
-    response = app.delete(f"/api/runs/{rec.id}", headers={"Origin": "http://testserver"})
+    app = TestClient(base_url=LOCAL, app=create_app(db, allow_edit=True))
+    response = app.delete(f"/api/runs/{rec.id}", headers={"Origin": LOCAL})
     assert response.status_code == 200 and response.json() == {"id": rec.id, "deleted": 1}
     assert app.get(f"/api/runs/{rec.id}").status_code == 404
     assert db.collection("history").count_documents({"run": rec.id}) == 0
@@ -261,7 +262,7 @@ def test_a_running_run_is_not_deleted(server_uri, db_name):
     obj = Long(steps=3)
     obj.status.start()
     rec = Repo(db).add_object(obj, name="alive")
-    response = TestClient(create_app(db, allow_edit=True)).delete(f"/api/runs/{rec.id}")
+    response = TestClient(base_url=LOCAL, app=create_app(db, allow_edit=True)).delete(f"/api/runs/{rec.id}")
     assert response.status_code == 409 and response.json()["error"] == f"run {rec.id} is running; stop it first (or wait until it shows as dead)"
     db.client.drop_database(db_name)
 
@@ -272,7 +273,7 @@ def test_requests_for_another_host_name_are_refused(client):
 
 
 def test_the_database_password_is_never_shown():
-    info = TestClient(create_app("mongodb://alice:s3cret@127.0.0.1:9/")).get("/api/info").json()
+    info = TestClient(base_url=LOCAL, app=create_app("mongodb://alice:s3cret@127.0.0.1:9/")).get("/api/info").json()
     assert info["db"] == "mongodb://alice:***@127.0.0.1:9/" and "s3cret" not in json.dumps(info)
 
 
@@ -334,3 +335,17 @@ def test_ptdry_ui_with_an_unreachable_database_fails_with_one_line():
 def test_ptdry_ui_rejects_a_port_out_of_range(capsys):
     assert cli(["ui", "--port", "70000"]) == 2
     assert capsys.readouterr().err == "ptdry ui: --port must be from 0 to 65535; received 70000\n"
+
+
+def test_ptdry_ui_on_all_interfaces_warns_that_the_runs_are_exposed():
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ptdry.ui", "--host", "0.0.0.0", "--port", "0", "--allow-edit"],
+        env={**os.environ, "PTDRY_DB_URI": "mongomock://exposed"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        warning = proc.stderr.readline()
+        assert warning == "ptdry ui: listening on 0.0.0.0: anyone who can reach this machine can read your runs and delete them (--allow-edit)\n"
+        assert "(tagging and deleting allowed)" in proc.stdout.readline()
+    finally:
+        proc.send_signal(__import__("signal").SIGINT)
+        proc.wait(timeout=20)

@@ -7,7 +7,7 @@ the package (no CDN); the plots are drawn with uPlot (MIT, ``static/uPlot.LICENS
 
 Example:
     >>> from starlette.testclient import TestClient
-    >>> client = TestClient(create_app("mongomock://ui-app-example"))
+    >>> client = TestClient(create_app("mongomock://ui-app-example"), base_url="http://127.0.0.1")
     >>> client.get("/api/runs").json()["runs"]
     []
 """
@@ -37,7 +37,7 @@ from ptdry.ui.jsonable import JSON, error_response
 __all__ = ["create_app"]
 
 HERE = pathlib.Path(__file__).resolve().parent
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]", "testserver"]
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 _CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "

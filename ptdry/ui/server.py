@@ -83,7 +83,7 @@ def serve(
     exposed = host not in LOOPBACK
     if exposed:
         log.warning(
-            "ptdry ui listens on %s: anyone who can reach this machine can read your runs%s",
+            "listening on %s: anyone who can reach this machine can read your runs%s",
             host, " and delete them (--allow-edit)" if allow_edit else "",
         )  # fmt: skip
     app = create_app(interface, allow_edit=allow_edit, allowed_hosts=["*"] if exposed else None)
