@@ -277,6 +277,13 @@ def test_the_database_password_is_never_shown():
     assert info["db"] == "mongodb://alice:***@127.0.0.1:9/" and "s3cret" not in json.dumps(info)
 
 
+def test_an_unreachable_database_answers_503_with_what_to_do():
+    app = create_app(DBInterface("mongodb://127.0.0.1:9/", timeout=0.2))
+    response = TestClient(app, base_url=LOCAL).get("/api/runs")
+    assert response.status_code == 503
+    assert response.json()["error"].startswith("cannot reach the database at mongodb://127.0.0.1:9/ within 0.2 s")
+
+
 def test_pages_and_bundled_scripts_are_served_without_any_cdn(client):
     for path in ("/", "/runs/abc", "/compare?id=a&id=b"):
         page = client.get(path)
