@@ -15,7 +15,7 @@ import pytest
 
 from ptdry import Module, Statistic
 from ptdry.cli.main import main
-from ptdry.cli.runs_table import column_name, field_path
+from ptdry.db.runs_table import column_name, field_path
 from ptdry.db.history_writer import HistoryWriter
 from ptdry.db.interface import DBInterface
 from ptdry.db.repo import Repo

@@ -21,9 +21,10 @@ import time
 from typing import Any, Iterable
 
 from ptdry.core.statistic import Statistic
+from ptdry.db.history_rollup import write_rollups
 from ptdry.db.interface import db_down_errors
 
-__all__ = ["HistoryWriter", "read_history", "sync_journals"]
+__all__ = ["HistoryWriter", "insert_history", "read_history", "sync_journals"]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,14 @@ def insert_new(collection: Any, docs: list[dict[str, Any]], batch: int = 5000) -
             if any(e.get("code") != 11000 for e in errors):
                 raise
             new += len(chunk) - len(errors)
+    return new
+
+
+def insert_history(collection: Any, docs: list[dict[str, Any]]) -> int:
+    """Insert history records (skipping those already stored) and update their rollups
+    (:mod:`ptdry.db.history_rollup`); returns how many records were new."""
+    new = insert_new(collection, docs)
+    write_rollups(collection, docs)
     return new
 
 
@@ -154,7 +163,7 @@ class HistoryWriter:
             if not self._pending:
                 return
             try:
-                self.written += insert_new(self._collection(), self._pending)
+                self.written += insert_history(self._collection(), self._pending)
                 self._pending = []
                 if self.db_down:
                     log.warning("database reachable again; history of run %s caught up", self.run)
@@ -212,7 +221,7 @@ def sync_journals(
     out = {}
     for path in paths:
         docs = list(_read_journal(path))
-        out[path.stem] = insert_new(collection, docs)
+        out[path.stem] = insert_history(collection, docs)
         path.unlink()
     return out
 

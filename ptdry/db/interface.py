@@ -36,6 +36,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("modules", [("tags", 1)], {"name": "tags"}),
     ("modules", [("artifacts.ref", 1)], {"name": "artifact_ref"}),
     ("history", [("run", 1), ("step", 1)], {"name": "run_step"}),
+    ("history_rollups", [("run", 1), ("level", 1), ("phase", 1), ("b", 1)], {"name": "run_level_phase_b"}),
 ]
 
 

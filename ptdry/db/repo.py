@@ -17,7 +17,8 @@ from ptdry.core.objectdef import ObjectDef, build, iter_defs
 from ptdry.core.status import Status, utc_now
 from ptdry.db.artifacts import ArtifactStore, FileStore, GridFSStore
 from ptdry.db.bson_check import MAX_DEPTH, check_document, clip, deepest_path
-from ptdry.db.history_writer import history_document, insert_new
+from ptdry.db.history_rollup import COLLECTION as ROLLUPS
+from ptdry.db.history_writer import history_document, insert_history
 from ptdry.db.interface import SCHEMA_VERSION, DBInterface, db_down_errors
 from ptdry.db.provenance import provenance, run_provenance
 from ptdry.db.query_options import validate_projection, validate_sort
@@ -385,7 +386,7 @@ class Repo:
             return
         coll = self.db.collection("history")
         docs = [history_document(obj.dry_id, i, stat) for i, stat in enumerate(history)]
-        insert_new(coll, docs)  # records already stored are skipped
+        insert_history(coll, docs)  # records already stored are skipped
 
     def _release(self, record: dict[str, Any]) -> None:
         """Delete an artifact unless another document still refers to the same bytes."""
@@ -402,6 +403,7 @@ class Repo:
             if doc.get("root") == doc["_id"]:
                 ids += [d["_id"] for d in self.modules.find({"root": doc["_id"]}, {"_id": 1}) if d["_id"] != doc["_id"]]
                 self.db.collection("history").delete_many({"run": doc["_id"]})
+                self.db.collection(ROLLUPS).delete_many({"run": doc["_id"]})
             removed += self.modules.delete_many({"_id": {"$in": ids}}).deleted_count
             for record in doc.get("artifacts", []):
                 self._release(record)
@@ -410,6 +412,10 @@ class Repo:
         return removed
 
     # -- reading -------------------------------------------------------------------------
+    def artifact_bytes(self, record: Mapping[str, Any]) -> bytes:
+        """The bytes of an artifact record of a stored document (checked against its sha256)."""
+        return self._store(record["store"]).get(dict(record))
+
     def find(
         self,
         selector: Any = None,
