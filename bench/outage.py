@@ -3,7 +3,7 @@
     python bench/outage.py [--seconds 50] [--outage 30] [--rounds 2]
 
 The README's digits Session (MLP 64-128-10, batch 64) with a Checkpoint every epoch
-(keep_last=1: retention runs at every epoch) on a fresh embedded server in a temporary
+(save_top_k=0: only the latest is kept, so retention runs at every epoch) on a fresh embedded server in a temporary
 $PTDRY_HOME, trained for about ``--seconds`` seconds, three ways:
 
   (up)      the server runs the whole time — the baseline;
@@ -61,7 +61,7 @@ def make_session(epochs: int):
     session = digits_session(epochs=epochs, db=DBInterface(timeout=2.0))
     session.trainer.remove_callback("EarlyStopping")  # a fixed number of epochs
     session.trainer.remove_callback("Checkpoint")
-    session.trainer.add_callback(Checkpoint(every_n_epochs=1, keep_last=1))
+    session.trainer.add_callback(Checkpoint(every_n_epochs=1, save_top_k=0))
     return session
 
 
@@ -140,7 +140,7 @@ def main() -> int:
         return statistics.median(x[i] / y[i] for x, y in zip(results[mode], results["up"]))
 
     print(
-        f"\ndigits MLP, {epochs} epochs (~{args.seconds:.0f} s), Checkpoint every epoch (keep_last=1), "
+        f"\ndigits MLP, {epochs} epochs (~{args.seconds:.0f} s), Checkpoint every epoch (save_top_k=0), "
         f"server away {args.outage:.0f} s from t={start:.0f} s; median of {args.rounds} rounds"
     )
     print(f"{'':10} {'whole run':>10} {'ratio':>7}   {'longest epoch':>14} {'ratio':>7}   {'all in the DB at the end':>24}")

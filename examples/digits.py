@@ -24,6 +24,7 @@ from ptdry import (
     EarlyStopping,
     Looper,
     Model,
+    NumpyDataset,
     ObjectDef,
     Optimizer,
     Session,
@@ -33,13 +34,19 @@ from ptdry.db.interface import mask_uri
 from ptdry.train.nets import MLP
 
 
-def digits_splits(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Train / val / test splits (70 / 15 / 15 %) of the 1,797 8x8 digit images, scaled to [0, 1]."""
+def digits_data(seed: int = 0) -> DataProvider:
+    """The 1,797 8x8 digit images, scaled to [0, 1], split 70 / 15 / 15 % by ptdry (the rows
+    are allocated in an order drawn from ``seed``)."""
     x, y = load_digits(return_X_y=True)
-    order = np.random.default_rng(seed).permutation(len(x))
-    x, y = (x[order] / 16.0).astype(np.float32), y[order].astype(np.int64)
-    a, b = int(0.7 * len(x)), int(0.85 * len(x))
-    return {"train": (x[:a], y[:a]), "val": (x[a:b], y[a:b]), "test": (x[b:], y[b:])}
+    rows = NumpyDataset(((x / 16.0).astype(np.float32), y.astype(np.int64)))
+    return DataProvider(rows, partition=(70, 15, 15), seed=seed)
+
+
+def digits_splits(seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The same splits as arrays (for code outside ptdry, e.g. bench/overhead.py's plain loop)."""
+    data = digits_data(seed)
+    x, y = data.dataset.data
+    return {split: (x[data.split(split).indices], y[data.split(split).indices]) for split in ("train", "val", "test")}
 
 
 def make_session(epochs: int = 20, db: DBInterface | str | None = None, seed: int = 0) -> Session:
@@ -53,9 +60,9 @@ def make_session(epochs: int = 20, db: DBInterface | str | None = None, seed: in
                 criterion=Criterion(torch.nn.CrossEntropyLoss),
             ),
             looper=Looper(epochs=epochs, batch_size=64),
-            callbacks=[EarlyStopping(monitor="val.loss", patience=3), Checkpoint(every_n_epochs=1, keep_best=1)],
+            callbacks=[EarlyStopping(monitor="val.loss", patience=3), Checkpoint(every_n_epochs=1)],
         ),
-        data=DataProvider(**digits_splits(seed)),
+        data=digits_data(seed),
         db=db if isinstance(db, DBInterface) else DBInterface(db),
         seed=seed,
     )

@@ -12,13 +12,19 @@ Each class also inherits the matching built-in, so both ``except ptdry.ConfigErr
     ├── ArchiveError (ValueError)           unreadable, corrupt or foreign archive
     │   └── UntrustedArchiveError           loading would unpickle, or import or call a
     │                                       name not allowed (archive or database document)
+    ├── DataError (ValueError)              data that cannot be read or used as asked (a
+    │                                       file, a changed file, an empty dataset)
     ├── NotFoundError (LookupError)         no run, record or checkpoint matches
     ├── MultipleFoundError (LookupError)    more than one matches where one was asked for
     ├── DBError (RuntimeError)              database layer
     │   ├── ServerUnavailableError (ConnectionError)
     │   └── IntegrityError                  stored bytes do not match their checksum
     ├── SelectorError (ValueError)          a query ptdry refuses or cannot parse
-    └── TrainingError (RuntimeError)        the training loop cannot go on
+    ├── TrainingError (RuntimeError)        the training loop cannot go on
+    ├── ContextError (RuntimeError)         a compute context cannot be granted, or its
+    │   │                                   subprocess died (signal, out of memory)
+    │   └── ContextIncompatibilityError     the active context does not satisfy a request
+    └── SweepError (RuntimeError)           a sweep's workers cannot go on
 
 An exception raised by a callback keeps its type; a note names the callback and trigger.
 """
@@ -28,6 +34,9 @@ from __future__ import annotations
 __all__ = [
     "ArchiveError",
     "ConfigError",
+    "ContextError",
+    "ContextIncompatibilityError",
+    "DataError",
     "DBError",
     "IntegrityError",
     "MultipleFoundError",
@@ -38,6 +47,7 @@ __all__ = [
     "SerializationError",
     "ServerUnavailableError",
     "StateDictError",
+    "SweepError",
     "TrainingError",
     "UntrustedArchiveError",
     "ValidationError",
@@ -99,6 +109,12 @@ class UntrustedArchiveError(ArchiveError):
     message names the path in the tree and the name; ``trusted=True`` loads it anyway."""
 
 
+class DataError(PtdryError, ValueError):
+    """Data cannot be read or used as asked: an unreadable or unsupported file, a file whose
+    content changed since a run recorded it, an empty dataset asked for an element, elements
+    of the wrong shape. The message names the file or dataset."""
+
+
 class DBError(PtdryError, RuntimeError):
     """Something went wrong in the database layer."""
 
@@ -129,3 +145,18 @@ class SelectorError(PtdryError, ValueError):
 
 class TrainingError(PtdryError, RuntimeError):
     """The training loop cannot go on."""
+
+
+class ContextError(PtdryError, RuntimeError):
+    """A compute context cannot be had: a resource request cannot be met (the message names
+    what is missing), or a ``compute_context`` subprocess died without a result (the message
+    gives its exit code or signal)."""
+
+
+class ContextIncompatibilityError(ContextError):
+    """``context_check`` found that the active compute context (or the lack of one) does not
+    satisfy a request; the message names what is missing and how to enter one."""
+
+
+class SweepError(PtdryError, RuntimeError):
+    """A sweep cannot go on: e.g. every local worker process died with trials unfinished."""

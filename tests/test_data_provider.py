@@ -1,4 +1,5 @@
-"""DataProvider and Batches: deterministic order, resumable batching, validation, state."""
+"""DataProvider: pyveda's partitions re-allocated by property callbacks, explicit splits of
+every form, DataLoaders handed out, and the data travelling with the state."""
 
 from __future__ import annotations
 
@@ -6,163 +7,171 @@ import numpy as np
 import pytest
 import torch
 
+from ptdry import ConfigError, DataLoader, DataProvider, NotReadyError, NumpyDataset, ValidationError
 from ptdry.core.dataref import DataRef
-from ptdry.data.loader import Batches, epoch_generator, num_batches
-from ptdry.data.provider import DataProvider
-from ptdry.errors import ConfigError, NotReadyError
+from ptdry.data.partitions import allocate
 
 
-def _data(n=10):
-    X = np.arange(n * 2, dtype=np.float64).reshape(n, 2)
-    y = np.arange(n, dtype=np.int32)
-    return DataProvider(train=(X, y), val=(X[:4], y[:4]))
+def _rows(n):
+    return NumpyDataset((np.arange(2 * n, dtype=np.float32).reshape(n, 2), np.arange(n)))
 
 
-def _labels(batches):
-    return [b[1].tolist() for b in batches]
+# -- pyveda PR-55 -------------------------------------------------------------------------------------------
+def test_a_partition_allocates_rows_to_the_splits():
+    dp = DataProvider(_rows(100), partition=(70, 20, 10), count=100)
+    assert (dp.train.allocated, dp.val.allocated, dp.test.allocated) == (70, 20, 10)
 
 
-def test_unshuffled_batches_come_in_order_with_a_smaller_last_batch():
-    assert _labels(_data().provide("train", 4)) == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+def test_assigning_a_partition_reallocates_the_splits():
+    dp = DataProvider(_rows(100), partition=(70, 20, 10), count=100)
+    dp.partition = (90, 5, 5)
+    assert (dp.train.allocated, dp.val.allocated, dp.test.allocated) == (90, 5, 5)
 
 
-def test_drop_last_leaves_out_the_smaller_batch():
-    data = _data()
-    assert _labels(data.provide("train", 4, drop_last=True)) == [[0, 1, 2, 3], [4, 5, 6, 7]]
-    assert data.len_batches("train", 4, drop_last=True) == 2 and data.len_batches("train", 4) == 3
+def test_a_partition_that_does_not_sum_to_100_is_refused_and_the_old_one_kept():
+    dp = DataProvider(_rows(100), partition=(70, 20, 10))
+    with pytest.raises(
+        ValidationError, match=r"DataProvider.partition must be 3 non-negative numbers summing to 100: they sum to 110"
+    ):
+        dp.partition = (90, 10, 10)
+    assert dp.partition == (70, 20, 10) and dp.train.allocated == 70
 
 
-def test_shuffled_order_depends_only_on_seed_and_epoch():
-    data = _data()
-    a = _labels(data.provide("train", 3, shuffle=True, seed=5, epoch=2))
-    torch.manual_seed(123)  # the global RNG plays no part
-    b = _labels(data.provide("train", 3, shuffle=True, seed=5, epoch=2))
-    assert a == b
-    assert sorted(sum(a, [])) == list(range(10))
-    assert a != _labels(data.provide("train", 3, shuffle=True, seed=5, epoch=3))
-    assert a != _labels(data.provide("train", 3, shuffle=True, seed=6, epoch=2))
+def test_count_and_partition_give_contiguous_index_ranges():
+    dp = DataProvider(_rows(300), partition=(70, 20, 10), seed=None)
+    dp.partition = (80, 0, 20)
+    dp.count = 200
+    train, val, test = dp.train, dp.val, dp.test
+    assert (train.allocated, val.allocated, test.allocated) == (160, 0, 40)
+    assert (train.index_range[0], train.index_range[-1]) == (0, 159)
+    assert len(val.index_range) == 0 and val.index_range.start == 160
+    assert (test.index_range[0], test.index_range[-1]) == (160, 199)
+    assert train.indices.tolist() == list(range(160)) and int(test[0][1]) == 160
 
 
-def test_skip_yields_exactly_the_remaining_batches_of_the_same_order():
-    data = _data()
-    full = _labels(data.provide("train", 3, shuffle=True, seed=1, epoch=4))
-    for k in range(len(full) + 1):
-        rest = data.provide("train", 3, shuffle=True, seed=1, epoch=4, skip=k)
-        assert len(rest) == len(full) - k
-        assert _labels(rest) == full[k:]
+def test_a_count_above_the_rows_is_refused():
+    dp = DataProvider(_rows(50))
+    with pytest.raises(
+        ValidationError, match=r"DataProvider.count must be at most the 50 rows of the dataset; received 60"
+    ):
+        dp.count = 60
+    assert dp.count is None
+    with pytest.raises(ConfigError, match=r"at most the 50 rows"):
+        DataProvider(_rows(50), count=60)
 
 
-def test_batches_iterate_the_same_twice():
-    b = _data().provide("train", 4, shuffle=True, seed=0, epoch=1)
-    assert _labels(b) == _labels(b)
+def test_users_register_callbacks_on_any_property():
+    dp = DataProvider(_rows(10), classes=["cat"])
+    seen = []
+    dp.on_change("classes", lambda name, old, new, obj: seen.append((name, old, new)))
+    dp.on_change("count", lambda name, old, new, obj: seen.append((name, obj.train.allocated)))
+    dp.classes = ["cat", "horse"]
+    dp.count = 5
+    assert seen == [("classes", ("cat",), ("cat", "horse")), ("count", 4)]
 
 
-def test_epoch_generator_is_stable_across_calls():
-    assert torch.equal(torch.randperm(50, generator=epoch_generator(3, 9)), torch.randperm(50, generator=epoch_generator(3, 9)))
+def test_a_seeded_partition_is_a_fixed_permutation_and_splits_do_not_overlap():
+    dp = DataProvider(_rows(100), seed=3)
+    sets = [set(dp.split(s).indices.tolist()) for s in ("train", "val", "test")]
+    assert sum(map(len, sets)) == 100 and set.union(*sets) == set(range(100))
+    assert dp.train.indices.tolist() == DataProvider(_rows(100), seed=3).train.indices.tolist() != list(range(70))
+    assert [int(y) for _, y in dp.val][:3] == dp.val.indices[:3].tolist()
 
 
-def test_numpy_inputs_become_float32_features_and_int64_labels():
-    x, y = next(iter(_data().provide("train", 2)))
-    assert x.dtype == torch.float32 and y.dtype == torch.int64
+def test_allocation_sums_to_count_exactly():
+    assert allocate(1797, (70, 15, 15)) == [1258, 270, 269]
+    assert allocate(7, (50, 50, 0)) == [4, 3, 0]
+    assert all(sum(allocate(n, (33.3, 33.3, 33.4))) == n for n in range(50))
 
 
-def test_tensors_are_used_without_copy_when_dtypes_fit():
-    X = torch.randn(6, 3)
-    data = DataProvider(train=(X, torch.zeros(6, dtype=torch.int64)))
-    (x, _), *_ = data.provide("train", 6)
-    assert x.data_ptr() == X.data_ptr()
+# -- provide ---------------------------------------------------------------------------------------------------
+def test_provide_hands_out_a_shuffled_train_loader_and_ordered_others():
+    dp = DataProvider(_rows(100), seed=None, batch_size=16)
+    train, val = dp.provide("train"), dp.provide("val")
+    assert isinstance(train, DataLoader) and train.batch_size == 16 and len(val) == 2
+    assert [y.tolist() for _, y in val] == [list(range(70, 86)), list(range(86, 90))]
+    assert sorted(int(v) for _, y in train for v in y) == list(range(70))
+    assert dp.provide("train") is train and dp.provide("train", 8) is not train
 
 
-class _Squares(torch.utils.data.Dataset):
-    def __len__(self):
-        return 7
-
-    def __getitem__(self, i):
-        return torch.tensor([float(i)]), i * i
-
-
-def test_a_torch_dataset_is_batched_and_shuffled_the_same_way():
-    data = DataProvider(train=_Squares())
-    batches = list(data.provide("train", 3, shuffle=True, seed=2, epoch=1))
-    assert [len(b[0]) for b in batches] == [3, 3, 1]
-    order = torch.randperm(7, generator=epoch_generator(2, 1)).tolist()
-    assert batches[0][1].tolist() == [i * i for i in order[:3]]
-    assert _labels(data.provide("train", 3, shuffle=True, seed=2, epoch=1, skip=2)) == [[order[6] ** 2]]
+def test_explicit_splits_take_every_form():
+    x, y = np.zeros((6, 2), np.float32), np.arange(6)
+    loader = DataLoader((x, y), batch_size=4)
+    dp = DataProvider(train=(x, y), val=NumpyDataset((x, y)), test=loader)
+    assert dp.provide("test") is loader and dp.has("val") and dp.size("train") == 6
+    with pytest.raises(
+        ConfigError, match=r"the test split is a DataLoader with batch_size=4, and batch_size=2 was asked for"
+    ):
+        dp.provide("test", 2)
+    tensors = DataProvider(train=(torch.zeros(3, 2), torch.arange(3)))
+    xb, yb = next(iter(tensors.provide("train", shuffle=False)))
+    assert isinstance(xb, torch.Tensor) and yb.tolist() == [0, 1, 2]
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, error, message",
     [
-        ({"train": (np.zeros((3, 2)), np.zeros(4))}, r"train arrays have different lengths \[3, 4\]"),
-        ({"train": np.zeros((3, 2))}, r"train is a single ndarray; pass a tuple such as \(train_X, train_y\)"),
-        ({"val": "data.csv"}, r"val is a str; expected a tuple of arrays/tensors \(X, y\)"),
-        ({"train": (np.zeros(3), [1, 2, 3])}, r"train\[1\] is a list; expected a NumPy array or torch tensor"),
-        ({"train": ()}, r"train is an empty tuple"),
-        ({"test": (np.zeros((0, 2)),)}, r"test has no samples"),
+        (
+            {"train": (np.zeros((3, 2)), np.zeros(4))},
+            ConfigError,
+            r"NumpyDataset's data have different lengths \[3, 4\]",
+        ),
+        ({"val": "data.csv"}, ConfigError, r"val is a str; expected a ptdry Dataset, arrays such as \(X, y\)"),
+        ({"train": (np.zeros(3), [1, 2, 3])}, ConfigError, r"train holds a list; a tuple of data must hold arrays"),
+        (
+            {"dataset": _rows(3), "train": (np.zeros(3),)},
+            ConfigError,
+            r"give either one dataset to partition or the splits \['train'\]",
+        ),
+        (
+            {"train": (np.zeros(3),), "partition": (50, 50, 0)},
+            ConfigError,
+            r"partition and count allocate splits from one dataset",
+        ),
+        (
+            {"dataset": _rows(3), "partition": (50, 40, 0)},
+            ValidationError,
+            r"DataProvider.partition must be 3 non-negative numbers summing to 100",
+        ),
     ],
 )
-def test_bad_splits_are_rejected_with_a_message_naming_them(kwargs, message):
-    with pytest.raises(ConfigError, match=message):
+def test_bad_arguments_are_refused_with_a_message_naming_them(kwargs, error, message):
+    with pytest.raises(error, match=message):
         DataProvider(**kwargs)
 
 
 def test_unknown_and_missing_splits_are_reported():
-    data = _data()
+    dp = DataProvider(train=_rows(4), val=_rows(2))
     with pytest.raises(ConfigError, match=r"unknown split 'valid'; expected one of train, val, test"):
-        data.provide("valid", 2)
-    with pytest.raises(ConfigError, match=r"has no 'test' split; it has \['train', 'val'\]"):
-        data.provide("test", 2)
-    assert data.has("val") and not data.has("test")
+        dp.provide("valid")
+    with pytest.raises(ConfigError, match=r"DataProvider has no 'test' split; it has \['train', 'val'\]"):
+        dp.provide("test")
+    empty_val = DataProvider(_rows(10), partition=(100, 0, 0))
+    assert not empty_val.has("val") and empty_val.has("train")
+    with pytest.raises(ConfigError, match=r"has no 'val' split"):
+        empty_val.provide("val")
+    with pytest.raises(ValidationError, match=r"partition applies to DataProvider\(dataset, partition=...\)"):
+        dp.partition = (50, 50, 0)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
-def test_batch_size_must_be_a_positive_integer(bad):
-    with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
-        _data().provide("train", bad)
-
-
-def test_skip_beyond_the_epoch_is_rejected():
-    with pytest.raises(ConfigError, match=r"skip=4 is more than the 3 batches of this epoch"):
-        _data().provide("train", 4, skip=4)
-
-
-def test_definition_keeps_a_fingerprint_and_state_keeps_the_data():
-    data = _data()
-    definition = data.definition()
-    assert isinstance(definition.kwargs["train"], DataRef) and definition.kwargs["test"] is None
-    assert sorted(data.state_dict()) == ["train.0", "train.1", "val.0", "val.1"]
-
+# -- state ---------------------------------------------------------------------------------------------------
+def test_the_definition_keeps_fingerprints_and_the_state_the_data():
+    dp = DataProvider(_rows(20), partition=(50, 25, 25), seed=1)
+    definition = dp.definition()
+    assert isinstance(definition.kwargs["dataset"].kwargs["data"], DataRef)
     rebuilt = definition.build()
-    assert rebuilt.problems() == [
-        "train data not loaded: call load_state_dict() with the saved state",
-        "val data not loaded: call load_state_dict() with the saved state",
-    ]
-    with pytest.raises(NotReadyError, match="the train data of DataProvider is not loaded yet"):
-        rebuilt.provide("train", 2)
-    rebuilt.load_state_dict(data.state_dict())
-    assert rebuilt.problems() == []
-    assert _labels(rebuilt.provide("train", 3, shuffle=True, seed=4, epoch=1)) == _labels(
-        data.provide("train", 3, shuffle=True, seed=4, epoch=1)
-    )
+    assert rebuilt.problems() == ["dataset: data not loaded: call load_state_dict() with the saved state"]
+    assert rebuilt.has("train")
+    with pytest.raises(NotReadyError, match=r"DataProvider is not ready: dataset: data not loaded"):
+        rebuilt.provide("train")
+    rebuilt.load_state_dict(dp.state_dict())
+    assert rebuilt.problems() == [] and rebuilt.train.indices.tolist() == dp.train.indices.tolist()
+    assert [y.tolist() for _, y in rebuilt.provide("val")] == [y.tolist() for _, y in dp.provide("val")]
 
 
 def test_state_from_other_data_is_refused():
-    rebuilt = _data().definition().build()
-    other = _data(10).state_dict()
-    other["train.1"] = other["train.1"] + 1
-    with pytest.raises(ConfigError, match="the saved train data .* does not match this provider's definition"):
-        rebuilt.load_state_dict(other)
-
-
-def test_state_survives_an_archive_round_trip():
-    from ptdry.io.archive import state_from_bytes, state_to_bytes
-
-    data = _data()
-    rebuilt = data.definition().build()
-    rebuilt.load_state_dict(state_from_bytes(state_to_bytes(data.state_dict())))
-    assert _labels(rebuilt.provide("val", 10)) == [[0, 1, 2, 3]]
-
-
-def test_num_batches_and_batches_repr():
-    assert num_batches(10, 4) == 3 and num_batches(10, 4, drop_last=True) == 2
-    assert "skip=1, batches=2" in repr(Batches((torch.arange(10),), batch_size=4, skip=1))
+    rebuilt = DataProvider(train=_rows(4)).definition().build()
+    with pytest.raises(
+        ConfigError, match=r"the saved data \(fingerprint [0-9a-f]{12}\) does not match this NumpyDataset's definition"
+    ):
+        rebuilt.load_state_dict(DataProvider(train=_rows(5)).state_dict())

@@ -90,7 +90,7 @@ def test_resume_from_state_taken_at_any_step_is_bitwise_identical(data, referenc
 def test_resume_from_last_checkpoint_after_a_crash_is_bitwise_identical(data, reference):
     storage = MemoryStorage(serialize=True)  # through the archive bytes, as on disk or in the DB
     crashing = _trainer()
-    crashing.add_callback(Checkpoint(every_n_steps=4, every_n_epochs=None, keep_last=2, on_exception=False, storage=storage))
+    crashing.add_callback(Checkpoint(every_n_steps=4, every_n_epochs=None, save_last=2, save_top_k=0, on_exception=False, storage=storage))
     crashing.add_callback(CrashAt(14))
     with pytest.raises(RuntimeError):
         crashing.fit(data, seed=7)
@@ -106,7 +106,7 @@ def test_resume_from_last_checkpoint_after_a_crash_is_bitwise_identical(data, re
 def test_resume_from_an_epoch_end_checkpoint_does_not_repeat_the_epoch_end(data, reference):
     storage = MemoryStorage()
     crashing = _trainer()
-    crashing.add_callback(Checkpoint(every_n_epochs=1, keep_last=5, on_exception=False, storage=storage))
+    crashing.add_callback(Checkpoint(every_n_epochs=1, save_last=5, save_top_k=0, on_exception=False, storage=storage))
     crashing.add_callback(CrashAt(13))
     with pytest.raises(RuntimeError):
         crashing.fit(data, seed=7)
@@ -163,7 +163,7 @@ def test_resumed_early_stopping_stops_at_the_same_epoch(data):
 
     storage = MemoryStorage()
     crashing = trainer()
-    crashing.add_callback(Checkpoint(every_n_epochs=1, keep_last=1, on_exception=False, storage=storage))
+    crashing.add_callback(Checkpoint(every_n_epochs=1, save_last=1, save_top_k=0, on_exception=False, storage=storage))
     crashing.add_callback(CrashAt(stopped * 10 + 1))  # would crash in the epoch after the stop
     crashing.fit(data, seed=1)  # ...but the run stopped before it
     fresh = trainer()  # a tree built by the same code (same definition, other ids)

@@ -129,7 +129,7 @@ def test_status_document_round_trips_through_bson():
     except KeyError as exc:
         s.fail(exc)
     doc = s.to_document()
-    assert set(doc) == {"state", "created_at", "started_at", "ended_at", "heartbeat", "error"}
+    assert set(doc) == {"state", "created_at", "started_at", "ended_at", "heartbeat", "error", "reason"}
     back = Status.from_document(through_bson(doc))
     assert back.to_document() == doc
     assert back.state == "failed" and back.error["type"] == "KeyError"
@@ -353,4 +353,4 @@ def test_configuration_document_round_trips_through_bson():
     doc = p.configuration.to_document()
     back = Configuration.from_document(through_bson(doc))
     assert back == p.definition() and back.build().job.dry_id == p.job.dry_id
-    assert doc["config"] == {"job": {"__class__": "test_metamodules:Job", "ready": False}, "name": "a.b"}
+    assert doc["config"] == {"job": {"__class__": "test_metamodules:Job", "dry_id": p.job.dry_id, "ready": False}, "name": "a.b"}

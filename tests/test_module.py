@@ -453,3 +453,27 @@ def test_non_strict_load_restores_the_keys_that_match():
     assert dst.counter.n == 4
     assert torch.equal(dst.net[0].weight, src.net[0].weight)
     assert not torch.equal(dst.net[2].weight, src.net[2].weight)  # not in the state: untouched
+
+
+class _Pair(Module):
+    dry_data_args = ("values",)
+
+    def __init__(self, values, label="x"):
+        self.values = values
+        self.label = label
+        self._record_argument("values", list(values))  # as converted
+
+
+def test_record_argument_changes_an_argument_given_positionally_too():
+    pair = _Pair((1, 2), "y")
+    assert pair.dry_args == ([1, 2],) and pair.dry_kwargs["label"] == "y"
+    with pytest.raises(ConfigError, match=r"_Pair has no recorded argument 'nope'"):
+        pair._record_argument("nope", 1)
+
+
+def test_a_data_argument_given_positionally_is_fingerprinted_not_stored():
+    from ptdry.core.dataref import DataRef
+
+    definition = _Pair(np.arange(5)).definition()
+    assert isinstance(definition.args[0], DataRef) and definition.args[0] == DataRef.of(list(np.arange(5)))
+    assert DataRef.of([np.int64(1)]) != DataRef.of([np.int64(2)])  # NumPy scalars by value

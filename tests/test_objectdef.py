@@ -164,8 +164,11 @@ def test_without_ids_removes_every_dry_id_and_builds_fresh_ids_each_time():
 def test_record_argument_changes_what_the_definition_records():
     s = Secret("ann", password="hunter2")
     assert s.definition().kwargs["password"] == "***"
-    with pytest.raises(ConfigError, match=r"Point has no recorded keyword argument 'z'"):
+    with pytest.raises(ConfigError, match=r"Point has no recorded argument 'z'"):
         Point(1)._record_argument("z", 1)
+    p = Point(1)
+    p._record_argument("x", 5)  # a positional argument, by its parameter's name
+    assert p.definition().args == (5,) and Point(x=1).definition().kwargs["x"] == 1
 
 
 def test_data_arguments_are_recorded_as_a_fingerprint():
@@ -446,15 +449,21 @@ def test_configuration_document_round_trips_and_is_bson_safe():
     assert type(back) is Configuration and back == g.definition()
 
 
-def test_config_is_a_readable_hyperparameter_tree_without_ids():
+def test_config_is_a_readable_hyperparameter_tree_without_its_own_id():
     g = Group(Point(1, label="a"), items=(1, 2), table={"lr.max": np.float64(0.5)})
     config = g.definition().config()
-    assert config == {
-        "first": {"__class__": "test_objectdef:Point", "x": 1, "y": 0.0, "label": "a"},
+    assert config == {  # a nested definition carries its identity, so selectors can ask for it
+        "first": {"__class__": "test_objectdef:Point", "dry_id": g.first.dry_id, "x": 1, "y": 0.0, "label": "a"},
         "items": [1, 2],
         "table": {"lr\uff0emax": 0.5},
     }
+    assert g.definition().without_ids().config()["first"] == {"__class__": "test_objectdef:Point", "x": 1, "y": 0.0, "label": "a"}
     bson.encode(config)
+
+
+def test_a_plain_dict_in_config_never_looks_like_a_nested_definition():
+    config = ObjectDef(dict, spec={"__class__": "x:Y", "a": 1}).config()
+    assert config == {"spec": {"\uff3f\uff3fclass\uff3f\uff3f": "x:Y", "a": 1}}
 
 
 def test_query_document_holds_id_class_path_mro_and_config():
@@ -465,3 +474,44 @@ def test_query_document_holds_id_class_path_mro_and_config():
     assert doc["mro"] == ["test_objectdef:Point", "ptdry.core.module:Module"]
     assert doc["config"] == {"x": 2, "y": 0.0, "label": "p"}
     assert ObjectDef(torch.nn.Linear, 4, 2).config() == {"in_features": 4, "out_features": 2}
+
+
+# -- replace: values at dotted paths ------------------------------------------------------------
+class Layers(Module):
+    def __init__(self, *sizes, act="relu"):
+        self.sizes, self.act = sizes, act
+
+
+def test_replace_sets_values_at_dotted_paths_in_a_copy():
+    d = Group(Point(1, label="a"), items=(1, 2), table={"lr": 0.1}, extra=[5, 6]).definition()
+    new = d.replace({"first.x": 3, "first.label": "b", "items.1": 7, "table.lr": 0.01, "extra.0": 8})
+    built = new.without_ids().build()
+    assert (built.first.x, built.first.label, built.items, built.table, built.options) == (
+        3, "b", (1, 7), {"lr": 0.01}, {"extra": [8, 6]}
+    )  # fmt: skip
+    assert d.args[0].args == (1,) and d.kwargs["items"] == (1, 2) and d.kwargs["table"] == {"lr": 0.1}
+    assert new.dry_id == d.dry_id  # ids are kept; without_ids() makes new ones
+
+
+def test_replace_reaches_positional_arguments_by_parameter_name_and_varargs_by_index():
+    linear = ObjectDef(torch.nn.Linear, 4, 2)
+    assert linear.replace({"in_features": 8, "bias": False}).build().weight.shape == (2, 8)
+    layers = Layers(64, 32, 10).definition()
+    assert layers.replace({"sizes.1": 16}).build().sizes == (64, 16, 10)
+    assert layers.replace({"sizes": [8, 4]}).build().sizes == (8, 4)
+    opt = ObjectDef(torch.optim.SGD, lr=0.1)
+    assert opt.replace({"momentum": 0.9}).kwargs == {"lr": 0.1, "momentum": 0.9}  # a parameter left at its default
+
+
+def test_replace_names_the_path_and_lists_what_exists_when_a_part_is_missing():
+    d = Group(Point(1), items=(1, 2)).definition()
+    with pytest.raises(ConfigError, match=r"cannot set 'first\.z': first \(Point\) has no 'z'; it has: x, y, label"):
+        d.replace({"first.z": 1})
+    with pytest.raises(ConfigError, match=r"cannot set 'items\.5': items is a tuple of 2 items; '5' is not an index 0\.\.1"):
+        d.replace({"items.5": 1})
+    with pytest.raises(ConfigError, match=r"cannot set 'first\.x\.y': first\.x is the value 1 \(int\), not a definition"):
+        d.replace({"first.x.y": 1})
+    with pytest.raises(ConfigError, match=r"the definition \(Layers\) has no 'widths'; it has: sizes\.0\.\.2, act"):
+        Layers(64, 32, 10).definition().replace({"widths": 1})
+    with pytest.raises(ConfigError, match=r"a path is dotted names .* received 'first\.\.x'"):
+        d.replace({"first..x": 1})

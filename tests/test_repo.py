@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from ptdry import Module, NotFoundError, MultipleFoundError, IntegrityError, ServerUnavailableError, ObjectDef
+from ptdry import ConfigError, Module, NotFoundError, MultipleFoundError, IntegrityError, ServerUnavailableError, ObjectDef
 from ptdry.db.interface import DBInterface, mask_uri
 from ptdry.db.repo import Record, Repo
 from ptdry.db.selector import Selector
@@ -83,13 +83,27 @@ def test_add_object_assigns_names_and_gap_free_versions(db):
     assert "host" in recs[0]
 
 
+def test_a_link_is_queryable_and_kept_when_the_object_is_added_again(db):
+    repo = Repo(db)
+    arr = Array(shape=(2,))
+    repo.add_object(arr, name="arr")
+    repo.link(arr.dry_id, "sweep", {"id": "s1", "name": "grid", "trial": 3})
+    repo.add_object(arr)  # e.g. a run storing its final state
+    (rec,) = repo.find({"links.sweep.name": "grid"})
+    assert rec.id == arr.dry_id and rec["links"] == {"sweep": {"id": "s1", "name": "grid", "trial": 3}}
+    with pytest.raises(NotFoundError, match=r"no stored object has dry_id 'nope'; nothing to link"):
+        repo.link("nope", "sweep", {})
+    with pytest.raises(ConfigError, match=r"a link name is a plain field name such as 'sweep'; received 'a.b'"):
+        repo.link(arr.dry_id, "a.b", 1)
+
+
 def test_nested_modules_are_stored_and_load_with_their_weights(db):
     exp = Experiment(Head(ObjectDef(torch.nn.Linear, 4, 2), lr=0.05))
     exp.head.net(torch.ones(3, 4)).sum().backward()
     exp.head.opt.step()
     repo = Repo(db)
     repo.add_object(exp, name="exp", tags=["demo"])
-    assert len(repo) == 1  # only roots are counted
+    assert len(repo) == 2 == len(repo.get(Selector()))  # nested Modules are stored objects too
 
     fresh = Repo(db)
     (head,) = fresh.get(Selector(Head, kwargs={"lr": {"$lt": 0.1}}))
@@ -136,10 +150,10 @@ def test_delete_removes_documents_history_and_artifacts(db):
     assert removed == 2  # the experiment and its nested Head
     assert db.collection("modules").count_documents({"root": exp.dry_id}) == 0
     assert db.collection("history").count_documents({"run": exp.dry_id}) == 0
-    refs = [a["ref"] for d in db.collection("modules").find() for a in d["artifacts"]]
-    assert refs == [keep["artifacts"][0]["ref"]]
+    refs = {a["ref"] for d in db.collection("modules").find() for a in d["artifacts"]}
+    assert refs == {a["ref"] for a in keep["artifacts"]}  # its state and the source files it shares
     if repo.artifacts.kind == "gridfs":
-        assert db.collection("fs.files").count_documents({}) == 1
+        assert db.collection("fs.files").count_documents({}) == len(refs)
 
 
 def test_raw_filters_and_selector_agree_with_in_memory_judgement(db):

@@ -157,7 +157,7 @@ def test_a_live_run_storage_saves_lists_retains_and_loads_without_the_database(t
     db = DBInterface(DOWN, timeout=0.2)  # any call to it from here would raise
     writer = RunWriter(db, "run-s", journal_dir=tmp_path, timeout=0.2, sync_others=False)
     storage = RunStorage(Repo(db), "run-s", writer=writer, artifacts=[])
-    policy = Checkpoint(keep_last=2, storage=storage)
+    policy = Checkpoint(save_top_k=0, save_last=2, storage=storage)
     for step in range(1, 6):
         storage.save(f"ckpt-{step}", {"w": float(step)}, {"step": step, "reason": "periodic", "prefix": "ckpt"})
         policy.retain(storage)

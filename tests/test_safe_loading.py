@@ -261,6 +261,17 @@ def test_a_registered_function_loads_and_an_unregistered_one_needs_allowed_or_tr
     assert load_object(io.BytesIO(data)).fn is halve
 
 
+def test_allow_works_as_a_decorator_on_a_module_level_function(registry, tmp_path, monkeypatch):
+    (tmp_path / "mylab_losses.py").write_text(
+        "import ptdry\n\n@ptdry.allow\ndef scaled(x, scale=2.0):\n    return scale * x\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import mylab_losses
+
+    assert registry == {"mylab_losses:scaled": mylab_losses.scaled}
+    monkeypatch.delitem(sys.modules, "mylab_losses")
+
+
 def test_allow_refuses_local_classes_and_lambdas(registry):
     with pytest.raises(ConfigError, match=r"allow\(\) needs a class or function defined at module level.*Local"):
 

@@ -50,6 +50,14 @@ def make_run(lr, epochs=10, seed=0, cls=Run, kind="sgd"):
 
 
 MOD = __name__  # class paths of the classes above: f"{MOD}:Run"
+NOT_ARRAY = {"$not": {"$type": "array"}}  # keeps a dotted path out of arrays
+
+
+def EXACT(value):  # noqa: N802 - reads as a constant in the expected filters
+    """The condition a plain selector value becomes: equal, not merely contained."""
+    if isinstance(value, list):
+        return {"$eq": value, "$not": {"$elemMatch": {"$eq": value}}}
+    return {"$eq": value, **NOT_ARRAY}
 
 
 # -- the filters -------------------------------------------------------------------------------
@@ -72,8 +80,10 @@ def test_kwargs_become_config_paths_and_dotted_keys_reach_nested_definitions():
     sel = Selector(Run, kwargs={"trainer.optimizer.lr": {"$lt": 1e-3}, "seed": 3})
     assert sel.to_mongo() == {
         "mro": f"{MOD}:Run",
+        "config.trainer": NOT_ARRAY,
+        "config.trainer.optimizer": NOT_ARRAY,
         "config.trainer.optimizer.lr": {"$lt": 0.001},
-        "config.seed": 3,
+        "config.seed": EXACT(3),
     }
     assert sel(make_run(1e-4, seed=3))
     assert not sel(make_run(1e-2, seed=3))
@@ -82,22 +92,29 @@ def test_kwargs_become_config_paths_and_dotted_keys_reach_nested_definitions():
 
 def test_plain_dict_values_match_the_keys_they_name():
     sel = Selector(kwargs={"trainer": {"epochs": 5, "optimizer": {"kind": "adam"}}})
-    assert sel.to_mongo() == {"config.trainer.epochs": 5, "config.trainer.optimizer.kind": "adam"}
+    assert sel.to_mongo() == {
+        "config.trainer": NOT_ARRAY,
+        "config.trainer.epochs": EXACT(5),
+        "config.trainer.optimizer": NOT_ARRAY,
+        "config.trainer.optimizer.kind": EXACT("adam"),
+    }
     assert sel(make_run(0.1, epochs=5, kind="adam"))
     assert not sel(make_run(0.1, epochs=5))
-    assert Selector(kwargs={"opts": {}}).to_mongo() == {"config.opts": {}}
+    assert Selector(kwargs={"opts": {}}).to_mongo() == {"config.opts": EXACT({})}
 
 
-def test_missing_keys_are_not_matched_subset_match():
+def test_missing_keys_are_not_matched_not_even_by_none():
     run = make_run(0.1)
     assert Selector(kwargs={"seed": 0})(run)
     assert not Selector(kwargs={"no_such_parameter": 0})(run)
-    assert Selector(kwargs={"no_such_parameter": None})(run)  # MongoDB: null matches missing
+    assert not Selector(kwargs={"no_such_parameter": None})(run)  # unlike MongoDB's null
+    assert Selector(kwargs={"seed": None})({"config": {"seed": None}})
+    assert not Selector(kwargs={"seed": None})({"config": {"seed": [None]}})
 
 
 def test_tuples_compare_equal_to_lists_at_any_depth():
     sel = Selector(Array, kwargs={"shape": (20, 20)})
-    assert sel.to_mongo() == {"mro": f"{MOD}:Array", "config.shape": [20, 20]}
+    assert sel.to_mongo() == {"mro": f"{MOD}:Array", "config.shape": EXACT([20, 20])}
     assert sel(Array(shape=(20, 20))) and sel(Array(shape=[20, 20]))
     assert not sel(Array(shape=(20, 10)))
     nested = Selector(kwargs={"shape": {"$in": [(5,), (20, 20)]}})
@@ -107,16 +124,18 @@ def test_tuples_compare_equal_to_lists_at_any_depth():
 
 
 def test_numpy_scalars_classes_and_definitions_compare_as_stored():
-    assert Selector(kwargs={"scale": np.float64(2.5)}).to_mongo() == {"config.scale": 2.5}
-    assert Selector(kwargs={"shape": np.int64(3)}).to_mongo() == {"config.shape": 3}
+    assert Selector(kwargs={"scale": np.float64(2.5)}).to_mongo() == {"config.scale": EXACT(2.5)}
+    assert Selector(kwargs={"shape": np.int64(3)}).to_mongo() == {"config.shape": EXACT(3)}
     assert Selector(kwargs={"dtype": np.float32})(Array(dtype=np.float32))
     assert not Selector(kwargs={"dtype": np.float64})(Array(dtype=np.float32))
     sel = Selector(Trainer, kwargs={"optimizer": ObjectDef(Optim, lr=0.5)})
-    assert sel.to_mongo()["config.optimizer.__class__"] == f"{MOD}:Optim"
-    assert sel.to_mongo()["config.optimizer.lr"] == 0.5
+    assert sel.to_mongo()["config.optimizer.__class__"] == EXACT(f"{MOD}:Optim")
+    assert sel.to_mongo()["config.optimizer.lr"] == EXACT(0.5)
     assert sel(Trainer(Optim(lr=0.5)))
     assert not sel(Trainer(Optim(lr=0.4)))
-    assert Selector(kwargs={"trainer.optimizer": Optim(lr=0.5, kind="adam")})(make_run(0.5, kind="adam"))
+    run = make_run(0.5, kind="adam")
+    assert Selector(kwargs={"trainer.optimizer": run.trainer.optimizer})(run)  # a Module: that object
+    assert not Selector(kwargs={"trainer.optimizer": Optim(lr=0.5, kind="adam")})(run)
 
 
 def test_dry_id_selects_one_object():
@@ -130,12 +149,12 @@ def test_dry_id_selects_one_object():
 def test_args_match_position_by_position():
     run = make_run(0.3)
     sel = Selector(Run, args=[ObjectDef(Trainer, ObjectDef(Optim, lr=0.3))])
-    assert sel.to_mongo()["args.0.__class__"] == f"{MOD}:Trainer"
-    assert sel.to_mongo()["args.0.optimizer.lr"] == 0.3
+    assert sel.to_mongo()["args.0.__class__"] == EXACT(f"{MOD}:Trainer")
+    assert sel.to_mongo()["args.0.optimizer.lr"] == EXACT(0.3)
     assert sel(run)
     assert Selector(args=[{"epochs": 10}])(run)
     assert not Selector(args=[{"epochs": 11}])(run)
-    assert Selector(args=[(1, 2)]).to_mongo() == {"args.0": [1, 2]}
+    assert Selector(args=[(1, 2)]).to_mongo() == {"args.0": EXACT([1, 2])}
 
 
 def test_operators_are_kept_and_their_operands_made_plain():
@@ -174,13 +193,19 @@ def test_elem_match_documents_keep_their_logic_and_make_operands_plain():
 
 def test_keys_with_dots_inside_dict_values_are_escaped_like_the_stored_config():
     sel = Selector(kwargs={"opts": {"a.b": 1}})
-    assert sel.to_mongo() == {"config.opts.a\uff0eb": 1}
+    assert sel.to_mongo() == {"config.opts": NOT_ARRAY, "config.opts.a\uff0eb": EXACT(1)}
     assert sel(Array(shape=(1,), scale={"a.b": 1})) is False and Selector(kwargs={"scale": {"a.b": 1}})(Array(scale={"a.b": 1}))
 
 
 def test_the_same_path_twice_becomes_an_and():
     sel = Selector(kwargs={"trainer.epochs": {"$gt": 1}, "trainer": {"epochs": 10}})
-    assert sel.to_mongo() == {"$and": [{"config.trainer.epochs": {"$gt": 1}}, {"config.trainer.epochs": 10}]}
+    assert sel.to_mongo() == {
+        "$and": [
+            {"config.trainer": NOT_ARRAY},
+            {"config.trainer.epochs": {"$gt": 1}},
+            {"config.trainer.epochs": EXACT(10)},
+        ]
+    }
     assert sel(make_run(0.1))
 
 
@@ -215,7 +240,7 @@ def test_selectors_compare_by_filter_and_show_their_arguments():
 def test_and_or_combine_selectors_and_filters():
     a, b = Selector(kwargs={"seed": 1}), Selector(kwargs={"seed": 2})
     either = a | b
-    assert either.to_mongo() == {"$or": [{"config.seed": 1}, {"config.seed": 2}]}
+    assert either.to_mongo() == {"$or": [{"config.seed": EXACT(1)}, {"config.seed": EXACT(2)}]}
     assert either(make_run(0.1, seed=2)) and not either(make_run(0.1, seed=3))
     both = Selector(Run) & {"config.seed": 1}
     assert both.to_mongo() == {"$and": [{"mro": f"{MOD}:Run"}, {"config.seed": 1}]}
@@ -250,7 +275,7 @@ def test_as_filter_accepts_selectors_raw_filters_and_none():
     raw = {"config.lr": {"$lt": 0.1}, "status.state": "completed"}
     assert as_filter(raw) is raw
     assert as_filter(None) == {}
-    assert as_filter(Selector(kwargs={"lr": 1})) == {"config.lr": 1}
+    assert as_filter(Selector(kwargs={"lr": 1})) == {"config.lr": EXACT(1)}
 
 
 def test_as_filter_refuses_javascript_and_other_types():
@@ -427,7 +452,7 @@ def random_selector(r: random.Random, arrays_in_in: bool = True) -> Selector:
         "trainer.epochs": lambda: r.choice([3, {"$gte": 3}, {"$lt": 2}]),
         "trainer.optimizer.lr": lambda: r.choice([1e-3, {"$lt": 1e-2}, {"$gte": 1e-3, "$lte": 1e-2}]),
         "trainer.optimizer": lambda: r.choice([{"kind": "adam"}, {"kind": "sgd", "lr": 0.1}]),
-        "trainer": lambda: r.choice([{"epochs": 2, "optimizer": {"kind": "adam"}}, {"__class__": f"{MOD}:Trainer"}]),
+        "trainer": lambda: r.choice([{"epochs": 2, "optimizer": {"kind": "adam"}}, ObjectDef(Trainer)]),
     }
     keys = r.sample(sorted(choices), r.randint(1, 3))
     cls = r.choice([None, None, Run, LongRun])
@@ -471,7 +496,7 @@ def test_repo_selects_nested_paths_on_both_backends_as_judged_in_memory(any_db):
     for run in runs:
         repo.add_object(run)
     every = [m for run in runs for m in (run, run.trainer, run.trainer.optimizer)]
-    assert len(repo) == len(runs)
+    assert len(repo) == len(every) == len(repo.get(Selector())) == len(list(repo))
 
     selectors = [
         Selector(Run, kwargs={"trainer.optimizer.lr": {"$lt": 1e-3}}),
@@ -494,3 +519,84 @@ def test_repo_selects_nested_paths_on_both_backends_as_judged_in_memory(any_db):
     assert cheap == runs[1].dry_id
     (loaded,) = Repo(any_db).get(Selector(Run, kwargs={"trainer.optimizer.lr": 1e-3}))
     assert loaded.dry_id == runs[2].dry_id and isinstance(loaded.trainer.optimizer, Optim)
+
+
+# -- DRYML semantics: nested definitions and exact equality, in the server and in memory ---------------
+class Nest(Module):
+    def __init__(self, A):
+        self.A = A
+
+
+class Nest2(Module):
+    def __init__(self, A=None):
+        self.A = A
+
+
+class Layers(Module):
+    def __init__(self, names, widths=(8,)):
+        self.names = names
+
+
+def selected_in_both(repo: Repo, objects: list, sel: Selector) -> set:
+    """The ids ``sel`` selects among ``objects`` (stored in ``repo``), asserting that the server
+    and the in-memory judgement agree."""
+    in_server = {rec.id for rec in repo.find(sel)} & {o.dry_id for o in objects}
+    in_memory = {o.dry_id for o in objects if sel(o)}
+    assert in_server == in_memory, sel
+    return in_memory
+
+
+def store(repo: Repo, *objects):
+    for obj in objects:
+        repo.add_object(obj)
+    return list(objects)
+
+
+def test_a_nested_definition_in_a_selector_never_matches_a_plain_value(any_db):
+    repo = Repo(any_db)
+    inner = Nest(10)
+    wanted = Nest(Nest2(A=inner))
+    lookalike = {"__class__": f"{MOD}:Nest2", "A": {"__class__": f"{MOD}:Nest", "A": 10}}
+    others = store(repo, Nest(10), Nest([Nest2(A=Nest(10))]), Nest(lookalike), Nest(Nest2(A=Nest([10, 3]))))
+    objects = [wanted, inner, *others]
+    store(repo, wanted)
+    sel = Selector(Nest, args=(ObjectDef(Nest2, A=ObjectDef(Nest, 10)),))
+    assert selected_in_both(repo, objects, sel) == {wanted.dry_id}
+    assert selected_in_both(repo, objects, Selector(Nest, args=[lookalike])) == {others[2].dry_id}  # plain matches plain
+
+
+def test_a_nested_definition_with_an_id_selects_only_that_object(any_db):
+    repo = Repo(any_db)
+    a, b = Nest(10), Nest(10)
+    x, y = Nest2(A=a), Nest2(A=b)
+    outer = Nest(x)
+    objects = store(repo, outer, y)
+    objects += [a, b, x]
+    assert selected_in_both(repo, objects, Selector(Nest2, kwargs={"A": a.definition()})) == {x.dry_id}
+    assert selected_in_both(repo, objects, Selector(Nest2, kwargs={"A": a})) == {x.dry_id}
+    assert selected_in_both(repo, objects, Selector(Nest2, kwargs={"A": ObjectDef(Nest, 10)})) == {x.dry_id, y.dry_id}
+    assert selected_in_both(repo, objects, Selector(Nest2, kwargs={"A.dry_id": a.dry_id})) == {x.dry_id}
+    assert selected_in_both(repo, objects, Selector(Nest, args=[x.definition()])) == {outer.dry_id}
+    assert selected_in_both(repo, objects, Selector(kwargs={"A.A.dry_id": a.dry_id})) == {outer.dry_id}
+
+
+def test_plain_values_are_compared_exactly_never_by_containment(any_db):
+    repo = Repo(any_db)
+    one, two, nested = Layers(["test"]), Layers(["test", "other"]), Layers([["test"]])
+    scalar, wide = Layers("test"), Layers("test", widths=(8, 16))
+    objects = store(repo, one, two, nested, scalar, wide)
+    assert selected_in_both(repo, objects, Selector(Layers, args=["test"])) == {scalar.dry_id, wide.dry_id}
+    assert selected_in_both(repo, objects, Selector(Layers, args=[["test"]])) == {one.dry_id}
+    assert selected_in_both(repo, objects, Selector(Layers, kwargs={"names": ("test",)})) == {one.dry_id}
+    assert selected_in_both(repo, objects, Selector(Layers, kwargs={"widths": 8})) == set()
+    assert selected_in_both(repo, objects, Selector(Layers, kwargs={"widths": [8]})) == {one.dry_id, two.dry_id, nested.dry_id, scalar.dry_id}
+    assert selected_in_both(repo, objects, Selector(Layers, kwargs={"widths": {"$in": [16]}})) == {wide.dry_id}  # operators: MongoDB's rules
+
+
+def test_lists_holding_definitions_match_element_by_element_and_in_length(any_db):
+    repo = Repo(any_db)
+    pair = Layers([Nest(1), Nest(2)])
+    longer = Layers([Nest(1), Nest(2), Nest(3)])
+    objects = store(repo, pair, longer)
+    sel = Selector(Layers, kwargs={"names": [ObjectDef(Nest, 1), ObjectDef(Nest, {"$gt": 1})]})
+    assert selected_in_both(repo, objects, sel) == {pair.dry_id}

@@ -42,7 +42,7 @@ def test_a_session_records_its_run_from_start_to_end(any_db):
     history = _history(any_db, session.dry_id)
     assert len(history) == len(session.trainer.history) and [h[0] for h in history] == list(range(len(history)))
     names = [a["name"] for a in doc["artifacts"]]
-    assert "state" in names and sum(n.startswith("checkpoint/") for n in names) == 2  # keep_last=2
+    assert "state" in names and sum(n.startswith("checkpoint/") for n in names) == 2  # save_last=2
 
 
 def test_a_finished_run_is_listed_by_ptdry_runs(db_name, capsys):
@@ -75,7 +75,7 @@ def test_a_failing_callback_fails_the_run_with_its_name_and_a_checkpoint(db_name
 
 def test_loading_the_best_checkpoint_of_a_past_run_is_one_call(db_name):
     db = DBInterface(f"mongomock://{db_name}")
-    ckpt = Checkpoint(every_n_epochs=1, keep_last=1, keep_best=1, monitor="val.accuracy")
+    ckpt = Checkpoint(every_n_epochs=1, save_last=1, save_top_k=1, monitor="val.accuracy")
     session = make_session(db, epochs=3, checkpoint=ckpt)
     session.run()
     best = Session.load(session.dry_id, which="best", db=db)
@@ -179,3 +179,26 @@ def test_a_run_on_a_server_with_credentials_stores_no_password_and_loads_back(db
     assert "secret" not in repr(doc) and "alice:***@" in repr(doc["definition"])
     loaded = Session.load(session.dry_id, db=db)
     assert loaded.db is db and loaded.trainer.looper.steps_done == 12  # the last checkpoint
+
+
+def test_a_session_runs_inside_its_compute_context(db_name):
+    from ptdry.context.manager import active_context
+    from ptdry.errors import ContextError
+
+    seen = []
+
+    class Probe:
+        def on_train_start(self, **_):
+            seen.append(active_context().to_dict())
+
+    db = DBInterface(f"mongomock://{db_name}")
+    base = make_session(db, epochs=1)
+    session = Session(base.trainer, base.data, db=db, context={"num_cpus": 1})
+    session.trainer.add_callback(Probe())
+    session.run()
+    assert seen and seen[0]["num_cpus"] == 1
+    assert active_context() is None  # left when the run ended
+    assert Session.load(session.dry_id, which=None, db=db).context.to_dict() == {"num_cpus": 1}
+    base = make_session(db, epochs=1)
+    with pytest.raises(ContextError, match=r"cannot grant the resource request \{\"num_cpus\": 10000\}"):
+        Session(base.trainer, base.data, db=db, context={"num_cpus": 10_000}).run()

@@ -32,9 +32,12 @@ from ptdry import (
     Session,
     StateDictError,
     Terminated,
+    TorchDataset,
     UntrustedArchiveError,
 )
 from ptdry.db.history_store import RunHistoryStore
+from ptdry.db.repo import Repo
+from ptdry.train.run_storage import RunStorage
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
 from _session_job import make_session, splits  # noqa: E402
@@ -97,7 +100,7 @@ def _dataset_session(db, *, preempt=False):
     x, y = parts["train"]
     train = torch.utils.data.TensorDataset(torch.as_tensor(x), torch.as_tensor(y))
     session = make_session(db, epochs=2)
-    session.data = DataProvider(train=train, val=parts["val"])
+    session.data = DataProvider(train=TorchDataset(train, store_limit=0), val=parts["val"])  # not kept in the state
     if preempt:
         session.trainer.add_callback(_Preempt())
     return session
@@ -108,7 +111,7 @@ def test_a_run_on_a_torch_dataset_resumes_with_its_data_passed_again(db_name):
     session = _dataset_session(db, preempt=True)
     with pytest.raises(Terminated):
         session.run()
-    with pytest.raises(NotReadyError, match="train was a dataset") as info:
+    with pytest.raises(NotReadyError, match="wrapped a dataset object .* that ptdry could not store; pass that dataset again") as info:
         Session.resume(session.dry_id, db=db)
     assert "Session.resume(..., data=...) takes the data again" in " ".join(info.value.__notes__)
     doc = db.collection("modules").find_one({"_id": session.dry_id})
@@ -131,15 +134,25 @@ def test_resume_can_replace_a_part_of_the_tree_and_keeps_its_state(db_name):
 
 def test_which_best_never_returns_another_checkpoint(db_name):
     db = _mock(db_name)
-    session = make_session(db, epochs=2, checkpoint=Checkpoint())  # keeps the latest only
+    session = make_session(db, epochs=2, checkpoint=Checkpoint(save_top_k=0))  # keeps the latest only
     session.run()
-    with pytest.raises(NotFoundError, match=r"no best checkpoint was kept .*Checkpoint\(keep_best=1, monitor='val.loss'\)"):
+    with pytest.raises(NotFoundError, match=r"no best checkpoint was kept .*Train with Checkpoint\(monitor='val.loss'\)"):
         Session.load(session.dry_id, which="best", db=db)
-    ckpt = Checkpoint(keep_best=1, monitor="val.nope")
+    ckpt = Checkpoint(save_top_k=1, monitor="val.nope")
     blind = make_session(db, epochs=1, checkpoint=ckpt)
     blind.run()
-    with pytest.raises(NotFoundError, match="no checkpoint recorded a value of val.nope"):
+    with pytest.raises(NotFoundError, match="no checkpoint recorded a finite value of val.nope"):
         Session.load(blind.dry_id, which="best", db=db)
+
+
+def test_which_best_loads_the_best_the_default_checkpoint_keeps(db_name):
+    db = _mock(db_name)
+    session = make_session(db, epochs=3, checkpoint=Checkpoint())  # the latest and the best by val.loss
+    session.run()
+    kept = RunStorage(Repo(db), session.dry_id).list()
+    best = min(kept, key=lambda m: m["value"])
+    loaded = Session.load(session.dry_id, which="best", db=db)
+    assert loaded.trainer.looper.epochs_done == best["epoch"]
 
 
 def test_load_takes_the_short_ids_ptdry_runs_prints(db_name):

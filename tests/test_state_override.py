@@ -175,3 +175,16 @@ def test_the_base_state_dict_of_a_module_without_children_is_empty():
 def test_state_dict_of_a_db_interface_is_empty_and_loads():
     db = DBInterface("mongomock://empty-state")
     db.load_state_dict(db.state_dict())
+
+
+class Optional(Module):
+    """Its extra state has a key whose value is None: nothing to load."""
+
+    def __init__(self):
+        self.value = None
+
+    def extra_state(self):
+        return {"maybe": self.value, "always": 1}
+
+    def load_extra_state(self, state):
+        self.value = state.get("maybe")

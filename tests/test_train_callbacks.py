@@ -145,8 +145,8 @@ def test_early_stopping_ignores_epochs_without_the_metric():
 
 
 def test_early_stopping_arguments_are_checked():
-    with pytest.raises(ConfigError, match=r"patience must be a positive integer \(epochs\); received 0"):
-        EarlyStopping(patience=0)
+    with pytest.raises(ConfigError, match=r"EarlyStopping\.patience must be an integer: below the minimum 0; received -1"):
+        EarlyStopping(patience=-1)
     with pytest.raises(ConfigError, match=r"EarlyStopping\.mode must be one of \['auto', 'min', 'max'\]: not an option; received 'down'"):
         EarlyStopping(mode="down")
 
@@ -188,16 +188,16 @@ def test_nan_detector_action_is_checked():
 # -- checkpoints ------------------------------------------------------------------------------
 def test_checkpoint_keeps_the_last_k_and_the_best_k():
     storage = MemoryStorage()
-    ckpt = Checkpoint(every_n_epochs=1, keep_last=2, keep_best=1, storage=storage)
+    ckpt = Checkpoint(every_n_epochs=1, save_last=2, save_top_k=1, storage=storage)
     scripted([0.9, 0.3, 0.5, 0.7, 0.8, 0.6], callbacks=[ckpt]).fit(tiny(), seed=0)  # 2 steps per epoch
     assert storage.names() == ["ckpt-e0002-s00000004", "ckpt-e0005-s00000010", "ckpt-e0006-s00000012"]
     best = select_checkpoint(storage.list(), "best")
     assert (best["name"], best["value"], best["monitor"]) == ("ckpt-e0002-s00000004", 0.3, "val.loss")
 
 
-def test_checkpoint_every_n_steps_with_keep_last_none_keeps_all():
+def test_checkpoint_every_n_steps_with_save_top_k_minus_one_keeps_all():
     storage = MemoryStorage()
-    make_trainer(epochs=2, batch_size=2, callbacks=[Checkpoint(every_n_steps=3, every_n_epochs=None, keep_last=None, storage=storage)]).fit(tiny(), seed=0)
+    make_trainer(epochs=2, batch_size=2, callbacks=[Checkpoint(every_n_steps=3, every_n_epochs=None, save_top_k=-1, storage=storage)]).fit(tiny(), seed=0)
     assert [(m["epoch"], m["step"], m["batch"]) for m in storage.list()] == [(0, 3, 3), (1, 6, 2)]
 
 
@@ -224,7 +224,7 @@ def test_on_checkpoint_save_and_load_triggers_fire():
 
 def test_directory_storage_round_trip_list_and_remove(tmp_path):
     storage = DirectoryStorage(tmp_path / "ckpts")
-    trainer = make_trainer(epochs=2, batch_size=4, callbacks=[Checkpoint(keep_last=1, keep_best=1, storage=storage)])
+    trainer = make_trainer(epochs=2, batch_size=4, callbacks=[Checkpoint(storage=storage)])
     trainer.fit(tiny(), seed=0)
     files = sorted(p.name for p in (tmp_path / "ckpts").iterdir())
     assert all(f.endswith((".json", ".state")) for f in files) and len(files) in (2, 4)
@@ -266,10 +266,14 @@ def test_missing_storage_and_unknown_checkpoints_are_reported():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"every_n_steps": 0}, r"every_n_steps must be a positive integer or None; received 0"),
-        ({"keep_last": -1}, r"keep_last must be an integer >= 0 or None; received -1"),
-        ({"storage": "dir"}, r"storage must be a CheckpointStorage \(e.g. DirectoryStorage\(path\)\); received 'dir'"),
+        ({"every_n_steps": 0}, r"Checkpoint\.every_n_steps must be an integer: below the minimum 1; received 0"),
+        ({"save_top_k": -2}, r"Checkpoint\.save_top_k must be an integer: below the minimum -1; received -2"),
+        ({"save_last": -1}, r"Checkpoint\.save_last must be True, False or a number of latest checkpoints"),
+        ({"storage": "dir"}, r"Checkpoint\.storage must be a CheckpointStorage \(e\.g\. DirectoryStorage\(path\)\): str given; received 'dir'"),
+        ({"prefix": "a/b"}, r"Checkpoint\.prefix must be a string: letters, digits"),
         ({"every_n_epochs": None, "on_exception": False}, r"this Checkpoint never saves"),
+        ({"monitor": None, "save_top_k": 2}, r"Checkpoint\(save_top_k=2\) keeps the best checkpoints by a metric, but monitor=None"),
+        ({"save_top_k": 0, "save_last": False}, r"this Checkpoint keeps nothing \(save_top_k=0 and save_last=False\)"),
     ],
 )
 def test_checkpoint_arguments_are_checked(kwargs, message):

@@ -1,307 +1,203 @@
-"""The ``ptdry`` command: list and inspect past runs, and manage the embedded database.
+"""The ``ptdry`` command: list, inspect, compare, export and rerun past runs; manage the
+embedded database. This module is the argparse wiring; each command lives in its own module
+under ``ptdry.cli`` and is imported only when it runs (``ptdry --help`` stays light).
 
-Exit codes: 0 ok, 2 bad usage, 1 error — with a one-line message on stderr and no
-traceback for errors the user can fix.
+Exit codes: 0 ok, 2 bad usage or input, 1 a failure — with a one-line message on stderr and
+no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
+import importlib
 import sys
-from typing import Any, Sequence
+from typing import Any, Callable, NoReturn, Sequence
 
+from ptdry.cli.common import UsageError
+from ptdry.cli.comparisons import add_parser as add_comparisons_parser
+from ptdry.cli.ui import add_ui_parser
+from ptdry.cli.worker import add_worker_parser
+from ptdry.db.runs_table import STALE_AFTER, WHERE_ALIASES
 from ptdry.errors import PtdryError
 
-__all__ = ["main"]
+__all__ = ["STALE_AFTER", "WHERE_ALIASES", "UsageError", "main"]
 
-#: A ``running`` run whose heartbeat is older than this shows as ``dead``.
-STALE_AFTER = dt.timedelta(seconds=60)
-
-WHERE_ALIASES = {
-    "status": "status.state",
-    "id": "_id",
-    "_id": "_id",
-    "name": "name",
-    "version": "version",
-    "project": "project",
-    "tags": "tags",
-    "created": "created_at",
-    "created_at": "created_at",
-    "cls": "cls",
-    "summary": "summary",
-    "config": "config",
+#: command -> "module:function" (imported when the command runs).
+COMMANDS = {
+    "runs": "ptdry.cli.runs:cmd_runs",
+    "show": "ptdry.cli.show:cmd_show",
+    "compare": "ptdry.cli.compare:cmd_compare",
+    "plot": "ptdry.cli.plot:cmd_plot",
+    "export": "ptdry.cli.export:cmd_export",
+    "get": "ptdry.cli.get:cmd_get",
+    "tag": "ptdry.cli.manage:cmd_tag",
+    "rm": "ptdry.cli.manage:cmd_rm",
+    "rerun": "ptdry.cli.rerun:cmd_rerun",
+    "sync": "ptdry.cli.database:cmd_sync",
+    "db": "ptdry.cli.database:cmd_db",
+    "worker": "ptdry.cli.worker:cmd_worker",
+    "comparisons": "ptdry.cli.comparisons:cmd_comparisons",
+    "ui": "ptdry.cli.ui:cmd_ui",
 }
 
 
-class UsageError(PtdryError):
-    """Bad command-line usage (exit code 2)."""
+class _Parser(argparse.ArgumentParser):
+    """argparse with the module's convention: a usage error is one line on stderr, exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+def _query_arguments(parser: argparse.ArgumentParser, limit: int) -> None:
+    parser.add_argument(
+        "--where", default=None, help='e.g. "trainer.model.optimizer.lr < 1e-3 and status = completed" or a JSON Mongo filter'
+    )
+    parser.add_argument("--sort", default="-created", help="a column to sort by; a leading '-' sorts descending: --sort=-val.accuracy")
+    parser.add_argument("--limit", type=int, default=limit, help=f"at most N runs (default {limit or 'all'}; 0 = all)")
+    parser.add_argument("--all", action="store_true", help="include nested modules, not only runs")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ptdry", description="Query past runs and manage ptdry's database.")
+    # --db is accepted before and after the subcommand (after wins).
+    common = _Parser(add_help=False)
+    common.add_argument("--db", default=argparse.SUPPRESS, help="database URI (default: the embedded server, or $PTDRY_DB_URI)")
+    p = _Parser(prog="ptdry", description="Query, compare and rerun past runs; manage ptdry's database.")
     p.add_argument("--db", default=None, help="database URI (default: the embedded server, or $PTDRY_DB_URI)")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
-    runs = sub.add_parser("runs", help="table of past runs")
-    runs.add_argument("--where", default=None, help='JSON Mongo filter or e.g. "trainer.optimizer.lr < 1e-3 and status = completed"')
-    runs.add_argument(
-        "--sort", default="-created", help="field to sort by; a leading '-' sorts descending: --sort=-summary.val.accuracy.best"
-    )
-    runs.add_argument("--limit", type=int, default=20, help="at most N runs (default 20; 0 = all)")
-    runs.add_argument("--all", action="store_true", help="include nested modules, not only roots")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common])
 
-    show = sub.add_parser("show", help="one run's definition, status and summary")
+    _query_arguments(command("runs", "table of past runs"), limit=20)
+
+    show = command("show", "one run: status, provenance, metrics, checkpoints, files")
     show.add_argument("id", help="a run id (a unique prefix is enough)")
+    mode = show.add_mutually_exclusive_group()
+    mode.add_argument("--json", action="store_true", help="the whole stored document as JSON")
+    mode.add_argument("--source", action="store_true", help="the command line, git state and diff, and the stored source files")
 
-    plot = sub.add_parser("plot", help="learning curves of a run, as an image")
-    plot.add_argument("id", help="a run id (a unique prefix is enough)")
+    compare = command("compare", "runs side by side: config differences and metrics")
+    compare.add_argument("ids", nargs="+", metavar="ID", help="two or more run ids (prefixes)")
+    compare.add_argument("--all-config", action="store_true", help="every config value, not only those that differ")
+    compare.add_argument("--last", action="store_true", help="last metric values instead of the best")
+
+    plot = command("plot", "learning curves of one run, or several overlaid, as an image")
+    plot.add_argument("ids", nargs="+", metavar="ID", help="run ids (prefixes)")
     plot.add_argument("--metric", action="append", default=None, help="metric to plot (repeatable; default: all)")
     plot.add_argument("-o", "--output", required=True, help="image file to write (.png, .pdf, .svg)")
 
-    sync = sub.add_parser(
-        "sync", help="complete runs whose database writes wait in local journals (history, checkpoints, their end)"
+    export = command("export", "selected runs as CSV (a row per run) or JSON (the documents)")
+    _query_arguments(export, limit=0)
+    export.add_argument("--format", choices=["csv", "json"], default="csv")
+    export.add_argument("-o", "--output", default=None, help="file to write (default: stdout)")
+
+    get = command("get", "fetch a file kept with a run (session.log_artifact)")
+    get.add_argument("id", help="a run id (a unique prefix is enough)")
+    get.add_argument("name", help="the file's name, as `ptdry show` lists it")
+    get.add_argument("-o", "--output", default=None, help="where to write it (default: its name here; '-': stdout)")
+    get.add_argument("--force", action="store_true", help="overwrite an existing file")
+
+    tag = command("tag", "add tags to a run (or remove them)")
+    tag.add_argument("id", help="a run id (a unique prefix is enough)")
+    tag.add_argument("tags", nargs="+", metavar="TAG")
+    tag.add_argument("--remove", action="store_true", help="remove these tags instead")
+
+    rm = command("rm", "delete runs with their history, checkpoints and files")
+    rm.add_argument("ids", nargs="*", metavar="ID", help="run ids (prefixes)")
+    rm.add_argument("--where", default=None, help="delete the runs this expression selects instead")
+    rm.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation")
+
+    rerun = command("rerun", "run a stored run again from the database, as a new run linked to it")
+    rerun.add_argument("id", help="a run id (a unique prefix is enough)")
+    rerun.add_argument("--check", action="store_true", help="say whether the new final weights equal the old ones bitwise")
+    rerun.add_argument(
+        "--trusted", action="store_true", help="allow importing the run's code (current files or stored sources): only for databases you trust"
     )
+    rerun.add_argument(
+        "--sources",
+        choices=["auto", "stored", "current"],
+        default="auto",
+        help="code to run: the stored sources, the current files, or (auto) the current ones unless they changed",
+    )
+    rerun.add_argument("--threads", type=int, default=None, help="torch threads (default: the count the run recorded)")
+
+    sync = command("sync", "complete runs whose database writes wait in local journals (history, checkpoints, their end)")
     sync.add_argument("--journal-dir", default=None, help="default: $PTDRY_HOME/journal")
 
-    db = sub.add_parser("db", help="the embedded default database server")
+    db = command("db", "the embedded default database server")
     db.add_argument("action", choices=["start", "stop", "status"])
+
+    add_worker_parser(sub)
+    add_comparisons_parser(sub)
+    add_ui_parser(sub, parents=[common])
     return p
 
 
+def _joined_sort(argv: list[str]) -> list[str]:
+    """``--sort -created`` as ``--sort=-created``: argparse would take ``-created`` for an option."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--sort" and i + 1 < len(argv):
+            out.append(f"--sort={argv[i + 1]}")
+            i += 2
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def _handler(command: str) -> Callable[[argparse.Namespace], int]:
+    module, _, name = COMMANDS[command].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _from_a_database_library(exc: BaseException) -> bool:
+    return type(exc).__module__.partition(".")[0] in ("pymongo", "bson", "gridfs", "mongomock")
+
+
+def _line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``ptdry`` console script."""
+    """Entry point of the ``ptdry`` console script; returns the exit code."""
     parser = _parser()
+    argv = _joined_sort(list(sys.argv[1:] if argv is None else argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         return int(exc.code or 0)
+    prefix = f"ptdry {args.command}:"
     try:
-        handler = {"runs": cmd_runs, "show": cmd_show, "plot": cmd_plot, "sync": cmd_sync, "db": cmd_db}[args.command]
-        return handler(args)
+        return _handler(args.command)(args)
     except UsageError as exc:
-        print(f"ptdry {args.command}: {exc}", file=sys.stderr)
+        print(f"{prefix} {_line(exc)}", file=sys.stderr)
         return 2
     except PtdryError as exc:
-        print(f"ptdry {args.command}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"{prefix} {_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print(f"{prefix} interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # `ptdry runs | head`
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        print(f"{prefix} {exc.strerror or _line(exc)}{where}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        if not _from_a_database_library(exc):
+            raise  # a bug in ptdry: the traceback is what a report needs
+        print(f"{prefix} database error: {type(exc).__name__}: {_line(exc)}", file=sys.stderr)
+        return 1
 
 
-def _repo(args: argparse.Namespace) -> Any:
-    from ptdry.db.repo import Repo
-
-    return Repo(args.db)
-
-
-def _state(doc: dict[str, Any], now: dt.datetime) -> str:
-    status = doc.get("status") or {}
-    state = status.get("state", "?")
-    beat = status.get("heartbeat")
-    if state == "running" and isinstance(beat, dt.datetime) and now - beat > STALE_AFTER:
-        return "dead"
-    return state
-
-
-def _sort_spec(text: str) -> list[tuple[str, int]]:
-    field = text.lstrip("-+")
-    if not field:
-        raise UsageError(f"--sort needs a field name; received {text!r}")
-    field = WHERE_ALIASES.get(field, field if "." in field and field.split(".")[0] in WHERE_ALIASES else f"config.{field}")
-    return [(field, -1 if text.startswith("-") else 1)]
-
-
-def _filter(where: str | None) -> dict[str, Any]:
-    from ptdry.cli.where import parse_where
-
-    if not where:
-        return {}
-    return parse_where(where, aliases=WHERE_ALIASES, prefix_unknown="config.")
-
-
-def cmd_runs(args: argparse.Namespace) -> int:
-    if args.limit < 0:
-        raise UsageError(f"--limit must be ≥ 0; received {args.limit}")
-    filt = _filter(args.where)
-    if not args.all:
-        filt = {"$and": [{"parent": None}, filt]} if filt else {"parent": None}
-    records = _repo(args).find(filt, sort=_sort_spec(args.sort), limit=args.limit)
-    if not records:
-        print("no runs match")
-        return 0
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    config_cols = _varying(records, "config", 4)
-    metric_cols = _metric_columns(records, 3)
-    header = ["id", "name", "ver", "status", "created"] + config_cols + metric_cols
-    rows = []
-    for rec in records:
-        created = rec.get("created_at")
-        row = [
-            rec.id[:8],
-            str(rec.get("name", "")),
-            str(rec.get("version", "")),
-            _state(rec, now),
-            created.strftime("%Y-%m-%d %H:%M") if isinstance(created, dt.datetime) else "",
-        ]
-        row += [_fmt(rec.get_path(f"config.{c}")) for c in config_cols]
-        row += [_fmt(rec.get_path(f"summary.{m}.best", rec.get_path(f"summary.{m}.last"))) for m in metric_cols]
-        rows.append(row)
-    _print_table(header, rows)
-    return 0
-
-
-def _leaves(prefix: str, value: Any, out: dict[str, Any]) -> None:
-    if isinstance(value, dict) and value:
-        for k, v in value.items():
-            if k != "__class__":
-                _leaves(f"{prefix}.{k}" if prefix else k, v, out)
-    elif not isinstance(value, (dict, list)):
-        out[prefix] = value
-
-
-def _varying(records: list[Any], field: str, most: int) -> list[str]:
-    """Config paths whose values differ across the listed runs (the interesting columns)."""
-    values: dict[str, set[str]] = {}
-    for rec in records:
-        leaves: dict[str, Any] = {}
-        _leaves("", rec.get(field, {}), leaves)
-        for k, v in leaves.items():
-            values.setdefault(k, set()).add(repr(v))
-    varying = [k for k, v in values.items() if len(v) > 1]
-    if varying:
-        return varying[:most]
-    numeric = [k for k in values if any(c.replace(".", "", 1).replace("e-", "", 1).isdigit() for c in values[k])]
-    return (numeric or list(values))[:most]
-
-
-def _metric_columns(records: list[Any], most: int) -> list[str]:
-    from ptdry.db.repo import flat_summary
-
-    names: dict[str, None] = {}
-    for rec in records:
-        names.update(dict.fromkeys(flat_summary(rec.get("summary") or {})))
-    preferred = sorted(names, key=lambda n: (not n.startswith(("val", "test")), n))
-    return preferred[:most]
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    text = str(value)
-    return text if len(text) <= 24 else text[:21] + "..."
-
-
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
-    print("  ".join(h.ljust(w) for h, w in zip(header, widths)))
-    for row in rows:
-        print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
-
-
-def _one_record(repo: Any, prefix: str) -> Any:
-    import re
-
-    if not re.fullmatch(r"[0-9A-Za-z_-]+", prefix):
-        raise UsageError(f"run id may hold letters, digits, '-' and '_' only; received {prefix!r}")
-    records = repo.find({"_id": {"$regex": f"^{re.escape(prefix)}"}}, limit=2)
-    if not records:
-        from ptdry.errors import NotFoundError
-
-        raise NotFoundError(f"no run with id starting {prefix!r}; see `ptdry runs`")
-    if len(records) > 1:
-        raise UsageError(f"id prefix {prefix!r} is ambiguous; give more characters")
-    return records[0]
-
-
-def cmd_show(args: argparse.Namespace) -> int:
-    repo = _repo(args)
-    rec = _one_record(repo, args.id)
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    print(f"{rec.get('name')} v{rec.get('version')}  id={rec.id}  class={rec.get('cls')}")
-    print(f"status: {_state(rec, now)}  created: {rec.get('created_at')}  updated: {rec.get('updated_at')}")
-    error = (rec.get("status") or {}).get("error")
-    if error:
-        print(f"error: {error.get('type')}: {error.get('message')}")
-    print("config:")
-    print(json.dumps(rec.get("config", {}), indent=2, default=str))
-    if rec.get("summary"):
-        print("summary:")
-        from ptdry.db.repo import flat_summary
-
-        for metric, s in flat_summary(rec["summary"]).items():
-            print(f"  {metric}: last={_fmt(s.get('last'))} best={_fmt(s.get('best'))}")
-    arts = rec.get("artifacts") or []
-    if arts:
-        print("artifacts: " + ", ".join(f"{a['name']} ({a['bytes']} bytes, {a['store']})" for a in arts))
-    return 0
-
-
-def cmd_plot(args: argparse.Namespace) -> int:
-    from ptdry.cli.plot import plot_history
-
-    repo = _repo(args)
-    rec = _one_record(repo, args.id)
-    docs = list(repo.db.collection("history").find({"run": rec.id}, {"_id": 0}).sort("seq", 1))
-    if not docs:
-        from ptdry.errors import NotFoundError
-
-        raise NotFoundError(f"run {rec.id} has no history records")
-    title = f"{rec.get('name')} v{rec.get('version')} ({rec.id[:8]})"
-    drawn = plot_history(docs, args.output, metrics=args.metric, title=title)
-    print(f"wrote {args.output} ({', '.join(drawn)})")
-    return 0
-
-
-def cmd_sync(args: argparse.Namespace) -> int:
-    from ptdry.db.journal import db_key
-    from ptdry.db.run_ops import left_journals, sync_journals
-
-    repo = _repo(args)
-    done = sync_journals(repo, args.journal_dir)
-    for run, info in done.items():
-        if info.get("dropped"):
-            print(f"{run}: no longer in the database; its journal was dropped")
-            continue
-        end = "; its end recorded" if info["finished"] else ""
-        print(f"{run}: {info['records']} history records, {info['checkpoints']} checkpoints{end}")
-    key = db_key(repo.db)
-    left = left_journals(args.journal_dir)
-    for item in left:
-        if item["live"]:
-            print(f"{item['run']}: running in another process; its journal is applied as it goes")
-        elif item["db"] != key:
-            print(f"{item['run']}: belongs to {item['db']}; run `ptdry --db <that URI> sync`")
-    if not done and not left:
-        print("nothing to sync")
-    return 0
-
-
-def cmd_db(args: argparse.Namespace) -> int:
-    from ptdry.db.server import EmbeddedServer
-
-    if args.db:
-        raise UsageError("`ptdry db` manages the embedded server; it takes no --db URI")
-    server = EmbeddedServer()
-    if args.action == "start":
-        uri = server.start()
-        print(f"embedded database running at {uri} (data in {server.dir / 'data'})")
-    elif args.action == "stop":
-        print("stopped" if server.stop() else "not running")
-    else:
-        info = server.status()
-        if not info["running"]:
-            print(f"not running (home {server.home}); `ptdry db start` starts it")
-            return 0
-        print(f"running: pid {info['pid']} at {info['uri']} (data in {info['storage']}, log {info['log']})")
-    return 0
+def _run(argv: Any = None) -> None:  # pragma: no cover - `python -m ptdry.cli.main`
+    sys.exit(main(argv))
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    _run()

@@ -1,4 +1,5 @@
-"""Learning curves from a run's history records (matplotlib, imported only when plotting)."""
+"""Learning curves from runs' history records (matplotlib, imported only when plotting);
+``ptdry plot``."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any, Iterable, Sequence
 
 from ptdry.errors import ConfigError
 
-__all__ = ["plot_history"]
+__all__ = ["cmd_plot", "plot_history", "plot_runs"]
+
+_STYLES = ("-", "--", ":", "-.")
 
 
 def _series(docs: Iterable[dict[str, Any]]) -> dict[str, tuple[list[float], list[float], bool]]:
@@ -36,9 +39,25 @@ def plot_history(
     metrics: Sequence[str] | None = None,
     title: str = "",
 ) -> list[str]:
-    """Draw one panel per metric family (``loss``, ``accuracy``, …) into ``output``.
+    """Draw one panel per metric family (``loss``, ``accuracy``, …) of one run into ``output``.
 
     Returns the metric names drawn. Raises :class:`ConfigError` naming unknown metrics.
+    """
+    return plot_runs([("", docs)], output, metrics=metrics, title=title)
+
+
+def plot_runs(
+    runs: Sequence[tuple[str, Iterable[dict[str, Any]]]],
+    output: str | os.PathLike,
+    *,
+    metrics: Sequence[str] | None = None,
+    title: str = "",
+) -> list[str]:
+    """Overlay the curves of several runs — ``(label, history records)`` each — one panel per
+    metric family, each line labelled ``"<label> <metric>"``; returns the metric names drawn.
+
+    Raises:
+        ConfigError: a metric no run has, no values to draw, or an output that cannot be written.
     """
     try:
         import matplotlib
@@ -47,27 +66,67 @@ def plot_history(
         import matplotlib.pyplot as plt
     except ImportError:
         raise ConfigError("`ptdry plot` needs matplotlib: pip install matplotlib") from None
-    series = _series(docs)
+    all_series = [(label, _series(docs)) for label, docs in runs]
+    names = list(dict.fromkeys(n for _, series in all_series for n in series))
     if metrics:
-        unknown = [m for m in metrics if m not in series]
+        unknown = [m for m in metrics if m not in names]
         if unknown:
-            raise ConfigError(f"no metric {unknown[0]!r} in this run; it has: {', '.join(sorted(series))}")
-        series = {m: series[m] for m in metrics}
+            where = "this run" if len(runs) == 1 else "these runs"
+            raise ConfigError(f"no metric {unknown[0]!r} in {where}; there are: {', '.join(sorted(names))}")
+        names = list(metrics)
+    if not names:
+        raise ConfigError("nothing to plot: the runs have no recorded values")
     families: dict[str, list[str]] = {}
-    for name in series:
+    for name in names:
         families.setdefault(name.rsplit(".", 1)[-1], []).append(name)
     fig, axes = plt.subplots(1, len(families), figsize=(5 * len(families), 3.6), squeeze=False)
-    for ax, (family, names) in zip(axes[0], families.items()):
-        for name in names:
-            xs, ys, per_epoch = series[name]
-            ax.plot(xs, ys, marker="o" if per_epoch and len(xs) < 50 else None, label=name, linewidth=1.2)
-        ax.set_xlabel("step")
-        ax.set_ylabel(family)
-        ax.grid(alpha=0.3)
-        ax.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(output, dpi=110)
-    plt.close(fig)
-    return list(series)
+    try:
+        for ax, (family, members) in zip(axes[0], families.items()):
+            for r, (label, series) in enumerate(all_series):
+                for m, name in enumerate(members):
+                    if name not in series:
+                        continue
+                    xs, ys, per_epoch = series[name]
+                    style: dict[str, Any] = {"marker": "o" if per_epoch and len(xs) < 50 else None, "linewidth": 1.2}
+                    if len(all_series) > 1:  # one colour per run, one line style per metric
+                        style.update(color=f"C{r % 10}", linestyle=_STYLES[m % len(_STYLES)])
+                    ax.plot(xs, ys, label=f"{label} {name}".strip(), **style)
+            ax.set_xlabel("step")
+            ax.set_ylabel(family)
+            ax.grid(alpha=0.3)
+            ax.legend()
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        fig.savefig(output, dpi=110)
+    except OSError as exc:
+        raise ConfigError(f"cannot write the plot to {os.fspath(output)!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # e.g. an extension matplotlib has no format for
+        raise ConfigError(f"cannot write the plot to {os.fspath(output)!r}: {str(exc).splitlines()[0]}") from None
+    finally:
+        plt.close(fig)
+    return names
+
+
+def cmd_plot(args: Any) -> int:
+    """``ptdry plot A [B ...] -o curves.png``: the learning curves of one run, or several overlaid."""
+    from ptdry.cli.common import find_runs, open_repo
+    from ptdry.errors import NotFoundError
+
+    repo = open_repo(args)
+    records = find_runs(repo, args.ids)
+    history = repo.db.collection("history")
+    runs = []
+    for rec in records:
+        docs = list(history.find({"run": rec.id}, {"_id": 0}).sort("seq", 1))
+        if not docs:
+            raise NotFoundError(f"run {rec.id} has no history records")
+        runs.append(("" if len(records) == 1 else f"{rec.id[:8]}", docs))
+    if len(records) == 1:
+        rec = records[0]
+        title = f"{rec.get('name')} v{rec.get('version')} ({rec.id[:8]})"
+    else:
+        title = " vs ".join(f"{r.get('name')} v{r.get('version')}" for r in records)
+    drawn = plot_runs(runs, args.output, metrics=args.metric, title=title)
+    print(f"wrote {args.output} ({', '.join(drawn)})")
+    return 0

@@ -8,16 +8,24 @@ imported:
 
 1. **Registered**: the object was given to :func:`allow` (or in an ``allowed=[...]``
    argument). The registered object itself is returned; nothing is imported.
-2. **Built-in allow-list**, whose modules (ptdry, torch, NumPy) may be imported:
+2. **Built-in allow-list**, whose modules (ptdry, torch, Keras, NumPy) may be imported:
    the containers and scalars of ``builtins`` (``dict``, ``list``, ``tuple``, ``set``,
    ``frozenset``, ``int``, ``float``, ...); NumPy scalar types and ``numpy:dtype``;
    ``torch.nn.Module`` subclasses under ``torch.nn``; optimizer and LR scheduler classes
    under ``torch.optim``; the public functions of ``torch.nn.functional`` and
-   ``torch.nn.init``; and ptdry's own *model classes* (below) under ``ptdry``.
+   ``torch.nn.init``; Keras's layer, model, optimizer, loss, initializer, regularizer and
+   constraint classes (under ``keras.src.layers``, ``.models``, ``.optimizers``,
+   ``.losses``, ``.initializers``, ``.regularizers``, ``.constraints``) and the public
+   functions of ``keras.src.losses.losses`` and ``keras.src.activations.activations`` —
+   as safe as torch.nn's; ptdry's own *model classes* (below) under ``ptdry``, and ptdry's
+   functions made to be named in definitions (marked ``_dry_allowed``, e.g.
+   ``ptdry.tf.nets.keras_mlp``).
 3. **Model classes of modules already imported**: a class subclassing ptdry's ``Module``,
-   ``torch.nn.Module``, ``torch.optim.Optimizer`` or an LR scheduler, in a module that is
-   already in ``sys.modules`` (so nothing new is imported). Definitions are made of these;
-   the user's own network classes load as soon as the user has imported them.
+   ``torch.nn.Module``, ``torch.optim.Optimizer``, an LR scheduler, or (once Keras is
+   imported) a Keras ``Layer``/``Model`` or optimizer, in a module that is already in
+   ``sys.modules`` (so nothing new is imported). Definitions are made of these; the user's
+   own network classes load as soon as the user has imported them. (A user's *function*
+   building a Keras model needs :func:`allow`.)
 
 Anything else — ``os:system``, ``subprocess:Popen``, ``builtins:eval``, a function of your
 own, a class whose module is not imported yet — raises
@@ -99,12 +107,23 @@ def registered() -> dict[str, Any]:
 
 
 def _checked_path(obj: Any) -> str:
+    if callable(obj) and _being_defined(obj):  # @allow on a def: the module binds the name next
+        return class_path(obj)
     if not callable(obj) or not is_importable(obj):
         raise ConfigError(
             f"allow() needs a class or function defined at module level (importable by name); "
             f"received {obj!r}"
         )
     return class_path(obj)
+
+
+def _being_defined(obj: Any) -> bool:
+    """True for a module-level function or class whose module does not hold its name yet —
+    what a decorator sees (``@ptdry.allow`` runs before the ``def`` binds the name)."""
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    qualname = getattr(obj, "__qualname__", "")
+    name = getattr(obj, "__name__", None)
+    return module is not None and qualname == name and "<" not in qualname and not hasattr(module, qualname)
 
 
 class ImportPolicy:
@@ -157,6 +176,11 @@ class ImportPolicy:
             )  # fmt: skip
         if family == "torch" and not _torch_allowed_module(module_name):
             raise _refused(where, name, "of torch only torch.nn and torch.optim are allow-listed")
+        if family == "keras" and not _keras_allowed_module(module_name):
+            raise _refused(
+                where, name, "of Keras only its layers, models, optimizers, losses, initializers, "
+                "regularizers, constraints and activations are allow-listed"
+            )  # fmt: skip
         module = _module(module_name, name)
         obj = _lookup(module, qualname, name)
         if _own_name(obj) != name:
@@ -164,8 +188,8 @@ class ImportPolicy:
         if not _permitted(obj, family, module_name):
             what = "class" if isinstance(obj, type) else type(obj).__name__
             raise _refused(
-                where, name, f"this {what} is neither a ptdry Module, torch.nn.Module, optimizer or "
-                "scheduler class nor on the allow-list"
+                where, name, f"this {what} is neither a ptdry Module, torch.nn.Module, Keras layer, "
+                "optimizer or scheduler class nor on the allow-list"
             )  # fmt: skip
         return obj
 
@@ -245,7 +269,7 @@ def _family(module_name: str) -> str | None:
         return "builtins"
     if module_name == "numpy":
         return "numpy"
-    if top in ("torch", "ptdry"):
+    if top in ("torch", "ptdry", "keras"):
         return top
     return None
 
@@ -257,11 +281,39 @@ def _torch_allowed_module(module_name: str) -> bool:
     )
 
 
+#: Keras's packages whose classes (and, for losses and activations, functions) are allowed.
+_KERAS_PACKAGES = tuple(
+    f"keras.src.{p}"
+    for p in ("layers", "models", "optimizers", "losses", "initializers", "regularizers", "constraints", "activations")
+)
+_KERAS_FUNCTION_MODULES = frozenset(["keras.src.losses.losses", "keras.src.activations.activations"])
+
+
+def _keras_allowed_module(module_name: str) -> bool:
+    return any(module_name == p or module_name.startswith(p + ".") for p in _KERAS_PACKAGES)
+
+
+def _keras_base_classes() -> tuple[type, ...]:
+    """Keras's safe base classes (empty until Keras is imported)."""
+    if sys.modules.get("keras") is None:
+        return ()
+    import keras
+
+    return (
+        keras.layers.Layer,
+        keras.optimizers.Optimizer,
+        keras.losses.Loss,
+        keras.initializers.Initializer,
+        keras.regularizers.Regularizer,
+        keras.constraints.Constraint,
+    )
+
+
 def _module(module_name: str, name: str) -> Any:
     module = sys.modules.get(module_name)
     if module is not None:
         return module
-    try:  # only ptdry's, torch's and NumPy's own modules get here
+    try:  # only ptdry's, torch's, Keras's and NumPy's own modules get here
         return importlib.import_module(module_name)
     except ImportError as exc:
         raise ConfigError(f"cannot import module {module_name!r} for {name!r}: {exc}") from exc
@@ -284,18 +336,28 @@ def _permitted(obj: Any, family: str | None, module_name: str) -> bool:
     if family == "numpy":
         np = sys.modules["numpy"]
         return isinstance(obj, type) and (issubclass(obj, np.generic) or obj is np.dtype)
+    if family == "keras":
+        if isinstance(obj, type):
+            return issubclass(obj, _keras_base_classes())
+        return module_name in _KERAS_FUNCTION_MODULES and inspect.isfunction(obj) and not obj.__name__.startswith("_")
     if isinstance(obj, type):
         return is_model_class(obj)
     if family == "torch" and module_name in _TORCH_FUNCTION_MODULES:
         return callable(obj) and not obj.__name__.startswith("_")
+    if family == "ptdry":  # ptdry's own functions made to be named in definitions
+        return inspect.isfunction(obj) and getattr(obj, "_dry_allowed", False) is True
     return False
 
 
 def is_model_class(obj: Any) -> bool:
-    """True for subclasses of ptdry's Module, torch.nn.Module, Optimizer or an LR scheduler."""
+    """True for subclasses of ptdry's Module, torch.nn.Module, Optimizer or an LR scheduler,
+    and of a Keras Layer (models included) or Keras optimizer."""
     if not isinstance(obj, type):
         return False
     if getattr(obj, "_dry_module", False) is True:  # ptdry's Module marks its subclasses
+        return True
+    keras_bases = _keras_base_classes()[:2]  # Layer, Optimizer
+    if keras_bases and issubclass(obj, keras_bases):
         return True
     torch = sys.modules.get("torch")
     if torch is None:  # nothing can subclass torch's classes before torch is imported

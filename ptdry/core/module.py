@@ -153,19 +153,32 @@ class Module:
         return {**self.__dict__["_dry_kwargs"], "dry_id": self.dry_id}
 
     def _record_argument(self, name: str, value: Any) -> None:
-        """Change what the definition records for keyword argument ``name`` (e.g. to mask a
-        password); for subclasses, called from ``__init__``."""
-        if name not in self.__dict__["_dry_kwargs"]:
-            raise ConfigError(f"{type(self).__name__} has no recorded keyword argument {name!r}")
-        self.__dict__["_dry_kwargs"][name] = value
+        """Change what the definition records for argument ``name`` (e.g. to mask a password,
+        or to record the value an argument was converted to); for subclasses, called from
+        ``__init__``. A parameter given positionally is changed in place."""
+        d = self.__dict__
+        if name in d["_dry_kwargs"]:
+            d["_dry_kwargs"][name] = value
+            return
+        position = _positional_index(type(self), name)
+        if position is None or position >= len(d["_dry_args"]):
+            raise ConfigError(f"{type(self).__name__} has no recorded argument {name!r}")
+        args = list(d["_dry_args"])
+        args[position] = value
+        d["_dry_args"] = tuple(args)
 
-    def definition(self) -> ObjectDef:
+    def definition(self, *, opaque: bool = False) -> ObjectDef:
         """This module as an :class:`ObjectDef` value (nested Modules as nested definitions).
+
+        Args:
+            opaque: keep argument values that a definition cannot encode (lambdas, closures,
+                local classes) as they are, instead of raising. ``to_dict()`` still refuses
+                them; ``save_object(obj, path, trusted=True)`` stores them with dill.
 
         Raises:
             SerializationError: an argument cannot be stored; the message names its path.
         """
-        return _definition(self)
+        return _definition(self, opaque)
 
     def query_document(self) -> dict[str, Any]:
         """The fields a :class:`~ptdry.db.selector.Selector` matches on."""
@@ -392,6 +405,19 @@ class Module:
 Module.__init__ = _wrap_init(Module.__init__)  # type: ignore[method-assign]
 
 
+def _positional_index(cls: type, name: str) -> int | None:
+    """Where parameter ``name`` of ``cls.__init__`` sits among the recorded positional
+    arguments (None if it is not positional or follows ``*args``)."""
+    init = inspect.unwrap(cls.__init__)
+    params = list(inspect.signature(init).parameters.values())[1:]
+    for i, p in enumerate(params):
+        if p.kind not in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            return None
+        if p.name == name:
+            return i
+    return None
+
+
 def _takes_torch_arguments(fn: Any) -> bool:
     """Whether a ``state_dict`` override accepts torch's ``destination=``/``prefix=`` call."""
     try:
@@ -423,7 +449,7 @@ def _brief(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _definition(module: Module) -> ObjectDef:
+def _definition(module: Module, opaque: bool = False) -> ObjectDef:
     """The definition of ``module``: the one tree walk, with Modules and recipes as nodes."""
 
     def node(walk: Walk, value: Any, path: str) -> ObjectDef:
@@ -438,7 +464,11 @@ def _definition(module: Module) -> ObjectDef:
             raise ConfigError(f"{path}: {type(value).__name__} was not constructed normally (no dry_id)")
         data_args = type(value).dry_data_args
         new.cls = type(value)
-        new.args = walk.args(d["_dry_args"], path)
+        args = d["_dry_args"]
+        if data_args and args:  # a data argument given positionally is fingerprinted too
+            positions = {_positional_index(type(value), name) for name in data_args} - {None}
+            args = tuple(DataRef.of(a) if i in positions and a is not None else a for i, a in enumerate(args))
+        new.args = walk.args(args, path)
         new.kwargs = {
             k: DataRef.of(v) if k in data_args and v is not None else walk(v, key_path(path, k))
             for k, v in d["_dry_kwargs"].items()
@@ -446,7 +476,18 @@ def _definition(module: Module) -> ObjectDef:
         new.kwargs["dry_id"] = d["_dry_id"]
         return new
 
-    return Walk((Module, ObjectDef), node, _storable)(module, type(module).__name__)
+    leaf = _storable_or_opaque if opaque else _storable
+    return Walk((Module, ObjectDef), node, leaf)(module, type(module).__name__)
+
+
+def _storable_or_opaque(value: Any, path: str) -> Any:
+    """:func:`_storable`, or the value itself when only its encoding fails (e.g. a lambda)."""
+    try:
+        return _storable(value, path)
+    except SerializationError:
+        if _is_torch_module(value) or isinstance(value, _torch_child_types()):
+            raise
+        return value
 
 
 def _storable(value: Any, path: str) -> Any:

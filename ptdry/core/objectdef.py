@@ -16,14 +16,14 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from ptdry.core import serialize
 from ptdry.core.allowed import ImportPolicy
 from ptdry.core.classpath import class_path, import_path
 from ptdry.core.metamodule import Metamodule
 from ptdry.core.traverse import Walk
-from ptdry.errors import ConfigError, add_note
+from ptdry.errors import ConfigError, SerializationError, add_note
 
 __all__ = ["Configuration", "ObjectDef", "build", "is_module_class", "iter_defs"]
 
@@ -64,14 +64,49 @@ class ObjectDef:
         text = _canonical_text(self.without_ids())
         return hashlib.sha256(text.encode("ascii")).hexdigest()
 
+    def replace(self, values: dict[str, Any]) -> "ObjectDef":
+        """A copy with the value at each dotted path replaced (this definition is unchanged).
+
+        A path names keyword arguments, positional arguments by their parameter's name
+        (``ObjectDef(torch.nn.Linear, 4, 2)``: ``in_features``), the extra positional
+        arguments of a ``*sizes`` parameter as ``sizes.0``, …, and dict keys and list indexes
+        inside values. A last part may also name a parameter left at its default, or any
+        key of a class taking ``**kwargs``. Ids are kept: call :meth:`without_ids` on the
+        result for a definition that builds new objects.
+
+        Example:
+            >>> d = ObjectDef(dict, opt=ObjectDef(dict, lr=0.1), sizes=[64, 10])
+            >>> d.replace({"opt.lr": 0.01, "sizes.0": 32})
+            ObjectDef(dict, opt=ObjectDef(dict, lr=0.01), sizes=[32, 10])
+
+        Raises:
+            ConfigError: a part of a path does not exist; the message names the path and
+                lists what exists where it stopped.
+        """
+        from ptdry.core.def_paths import set_paths
+
+        new = _copy_def(self)
+        set_paths(new, values, ObjectDef)
+        return new
+
     # -- building -------------------------------------------------------------------------
     def build(self) -> Any:
         """Make the object (and every nested ptdry Module definition)."""
         return build(self)
 
     # -- serialization ----------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        """JSON/BSON-safe data; :meth:`from_dict` gives back an equal definition."""
+    def to_dict(self, *, fallback: Callable[[Any, str], Any] | None = None) -> dict:
+        """JSON/BSON-safe data; :meth:`from_dict` gives back an equal definition.
+
+        Args:
+            fallback: ``fallback(value, path)`` stores an argument value that nothing else
+                can encode (a lambda, a closure, a local class) and returns the JSON-safe
+                marker that stands for it (``save_object(..., trusted=True)`` passes one that
+                uses dill). Default: such values raise.
+
+        Raises:
+            SerializationError: a value cannot be stored; the message names its path.
+        """
         counts: dict[int, int] = {}
         for node in iter_defs(self):
             counts[id(node)] = counts.get(id(node), 0) + 1
@@ -89,7 +124,7 @@ class ObjectDef:
 
         def hook(value: Any, path: str) -> Any:
             if not isinstance(value, ObjectDef):
-                return serialize.NOT_HANDLED
+                return serialize.NOT_HANDLED if fallback is None else _or_fallback(value, path, fallback)
             if id(value) in numbers:
                 return {"__ref__": numbers[id(value)]}
             return {"__def__": body(value, path)}
@@ -97,7 +132,14 @@ class ObjectDef:
         return {"format": FORMAT, **body(self, _short_name(self.cls))}
 
     @classmethod
-    def from_dict(cls, data: dict, *, trusted: bool = False, allowed: Iterable[Any] = ()) -> "ObjectDef":
+    def from_dict(
+        cls,
+        data: dict,
+        *,
+        trusted: bool = False,
+        allowed: Iterable[Any] = (),
+        decode_hook: serialize.DecodeHook | None = None,
+    ) -> "ObjectDef":
         """Rebuild a definition from :meth:`to_dict` data.
 
         Classes and functions are looked up by path, and only those that loading may import
@@ -107,6 +149,8 @@ class ObjectDef:
             data: the :meth:`to_dict` data.
             trusted: import every name in ``data`` (only for data whose writer you trust).
             allowed: classes or functions to allow besides those registered with ``ptdry.allow``.
+            decode_hook: ``hook(marker, payload, path)`` for markers that a ``to_dict``
+                fallback wrote (returns ``serialize.NOT_HANDLED`` for others).
 
         Raises:
             UntrustedArchiveError: ``data`` names something not allowed; the message gives
@@ -155,7 +199,7 @@ class ObjectDef:
                 if payload in bodies:
                     return make(bodies[payload], path)
                 raise ConfigError(f"{path}: definition refers to shared node {payload!r}, which it does not define")
-            return serialize.NOT_HANDLED
+            return serialize.NOT_HANDLED if decode_hook is None else decode_hook(marker, payload, path)
 
         return make(data, "definition")
 
@@ -243,6 +287,16 @@ class Configuration(ObjectDef, Metamodule):
     def from_document(cls, doc: dict) -> "Configuration":
         """Invert :meth:`to_document`."""
         return cls.of(ObjectDef.from_dict(doc["definition"]))
+
+
+def _or_fallback(value: Any, path: str, fallback: Callable[[Any, str], Any]) -> Any:
+    """Encode a leaf value as usual, or hand it to ``fallback`` when that fails."""
+    if isinstance(value, (dict, list, tuple)):
+        return serialize.NOT_HANDLED  # containers: encode walks them, leaves come back here
+    try:
+        return serialize.encode(value, path)
+    except SerializationError:
+        return fallback(value, path)
 
 
 def build(definition: ObjectDef, memo: dict[int, Any] | None = None) -> Any:
@@ -368,9 +422,17 @@ def _shared_bodies(data: Any) -> dict[Any, dict]:
 
 
 def readable_hook(value: Any, path: str) -> Any:
-    """How a nested definition appears in a ``config`` tree: ``{"__class__": path, **config}``."""
+    """How a nested definition appears in a ``config`` tree: ``{"__class__": path, "dry_id":
+    id (if it has one), **config}``. A plain dict's own ``"__class__"`` key is stored as
+    ``"＿＿class＿＿"``, so a plain value never looks like a nested definition."""
     if isinstance(value, ObjectDef):
-        return {"__class__": class_path(value.cls), **value.config()}
+        identity = {} if value.dry_id is None else {"dry_id": value.dry_id}
+        return {"__class__": class_path(value.cls), **identity, **value.config()}
+    if isinstance(value, dict) and "__class__" in value:
+        return {
+            ("\uff3f\uff3fclass\uff3f\uff3f" if k == "__class__" else serialize.escape_key(k)): serialize.readable(v, readable_hook)
+            for k, v in value.items()
+        }
     return serialize.NOT_HANDLED
 
 

@@ -23,7 +23,7 @@ from typing import Any, Callable
 from ptdry.core.allowed import DEFAULT, ImportPolicy
 from ptdry.core.classpath import class_path, is_importable
 from ptdry.core.dataref import DataRef
-from ptdry.errors import ConfigError, PtdryError, SerializationError
+from ptdry.errors import ConfigError, PtdryError, SerializationError, UntrustedArchiveError
 
 __all__ = [
     "MAX_INLINE_BYTES",
@@ -298,6 +298,14 @@ def _decode_marker(marker: str, payload: Any, hook: DecodeHook | None, policy: I
         return _decode_tensor(payload)
     if marker == "__dataref__":
         return DataRef(payload["sha256"], inner(payload.get("summary"), f"{path}.summary"))
+    if marker == "__dill_ref__":  # only an archive (ptdry.io.dill_values) holds the bytes
+        kind = payload.get("type") if isinstance(payload, dict) else None
+        if not policy.trusted:
+            raise UntrustedArchiveError(
+                f"{path} holds a value stored with dill ({kind}), which runs code when loaded; only "
+                "load_object(..., trusted=True) on the archive that holds it can load it"
+            )
+        raise ConfigError(f"{path}: a value stored with dill ({kind}) whose bytes are not here; load it from its archive")
     raise ConfigError(f"{path}: unknown marker {marker!r} in stored data; written by a newer ptdry?")
 
 

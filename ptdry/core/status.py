@@ -47,6 +47,7 @@ class Status(Metamodule):
         self.ended_at: dt.datetime | None = None
         self.heartbeat: dt.datetime | None = None
         self.error: dict[str, str] | None = None
+        self.reason: str | None = None
 
     def _move(self, new: str) -> None:
         if new not in _ALLOWED[self.state]:
@@ -57,15 +58,18 @@ class Status(Metamodule):
         """Mark running (also to resume a failed or interrupted run)."""
         self._move("running")
         self.started_at = self.heartbeat = utc_now()
-        self.ended_at, self.error = None, None
+        self.ended_at, self.error, self.reason = None, None, None
 
     def beat(self) -> None:
         """Record that the run is alive now."""
         self.heartbeat = utc_now()
 
-    def complete(self) -> None:
+    def complete(self, reason: str | None = None) -> None:
+        """Mark completed; ``reason`` says why it ended (``"completed"``, ``"max_steps"``, or
+        what stopped it early, e.g. ``"early stopping: val.loss did not improve ..."``)."""
         self._move("completed")
         self.ended_at = utc_now()
+        self.reason = reason
 
     def fail(self, exc: BaseException) -> None:
         """Mark failed and keep the error's type, message and traceback."""
@@ -96,6 +100,7 @@ class Status(Metamodule):
             "ended_at": self.ended_at,
             "heartbeat": self.heartbeat,
             "error": self.error,
+            "reason": self.reason,
         }
 
     @classmethod
@@ -103,7 +108,7 @@ class Status(Metamodule):
         s = cls()
         if doc.get("state") not in STATES:
             raise ConfigError(f"unknown status state {doc.get('state')!r}; expected one of {STATES}")
-        for key in ("state", "created_at", "started_at", "ended_at", "heartbeat", "error"):
+        for key in ("state", "created_at", "started_at", "ended_at", "heartbeat", "error", "reason"):
             if key in doc:
                 setattr(s, key, doc[key])
         return s

@@ -8,7 +8,9 @@ import platform
 
 __all__ = ["library_versions"]
 
-_LIBRARIES = ("ptdry", "torch", "numpy", "safetensors", "pymongo", "scikit-learn", "pandas", "tensorflow")
+_LIBRARIES = (
+    "ptdry", "torch", "numpy", "safetensors", "pymongo", "scikit-learn", "pandas", "tensorflow", "tensorflow-cpu", "keras"
+)  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,236 +1,328 @@
-"""DataProvider: the train/val/test splits of an experiment, handing out batches.
+"""DataProvider: an experiment's train/val/test splits, handed out as DataLoaders.
 
-Each split is a tuple of equal-length arrays or tensors (``(X, y)``), a map-style torch
-Dataset, or None. The data lives in the provider's *state* (its definition keeps a
-:class:`~ptdry.core.dataref.DataRef` fingerprint), so a saved tree carries its data and a tree
-rebuilt from its definition gets the data back with ``load_state_dict``.
+Two forms:
+
+- ``DataProvider(dataset, partition=(70, 20, 10), count=None, seed=0)`` allocates the splits
+  from one dataset (see :mod:`ptdry.data.partitions`). ``partition`` and ``count`` are
+  validated properties; assigning either re-allocates the splits through their change
+  callbacks (pyveda's PR-55 design), and users register their own on any property with
+  ``dp.on_change(name, fn)``.
+- ``DataProvider(train=..., val=..., test=...)`` takes each split as it is: a Dataset, arrays
+  such as ``(X, y)``, a torch or TensorFlow dataset, or a DataLoader.
+
+``dp.train`` / ``dp.val`` / ``dp.test`` are the split datasets; ``dp.provide(split)`` gives a
+:class:`~ptdry.data.loader.DataLoader` over one (shuffled for ``train``). The datasets are
+children of the provider, so their data (or their files' fingerprints) travel with it.
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-import torch
-
-from ptdry.core.dataref import DataRef
 from ptdry.core.module import Module
-from ptdry.data.loader import Batches, num_batches
-from ptdry.errors import ConfigError, NotReadyError
+from ptdry.core.properties import Int, Partition, Seq, Str
+from ptdry.data.coerce import as_dataset
+from ptdry.data.dataset import Dataset
+from ptdry.data.loader import DataLoader
+from ptdry.data.partitions import Split, allocate
+from ptdry.errors import ConfigError, NotReadyError, ValidationError
 
-__all__ = ["DataProvider", "SPLITS"]
-
-log = logging.getLogger(__name__)
+__all__ = ["SPLITS", "DataProvider", "as_provider"]
 
 #: The split names a DataProvider knows, in order.
 SPLITS = ("train", "val", "test")
 
-
-def _is_array(value: Any) -> bool:
-    return isinstance(value, torch.Tensor) or type(value).__module__ == "numpy" and hasattr(value, "shape")
+_DEFAULT_PARTITION = (70.0, 20.0, 10.0)
 
 
-def _is_dataset(value: Any) -> bool:
-    return hasattr(value, "__getitem__") and hasattr(value, "__len__") and not isinstance(value, (str, bytes, dict))
+class _Checked:
+    """A property mixin: after its own validation, ``obj._check_<name>(value)`` may refuse the
+    value for this object (the old value stays)."""
+
+    name: str
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        check = getattr(obj, f"_check_{self.name}", None)
+        if check is not None and obj.__dict__.get("_dry_ready"):
+            check(self.validate(value, type(obj).__name__))
+        super().__set__(obj, value)  # type: ignore[misc]
 
 
-def _to_tensor(split: str, i: int, value: Any) -> torch.Tensor:
-    """A tensor sharing memory where possible: float64 → float32, integers → int64."""
-    t = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
-    if t.ndim == 0:
-        raise ConfigError(f"{split}[{i}] is a scalar; each array needs one row per sample")
-    if t.dtype == torch.float64:
-        return t.to(torch.float32)
-    if not t.dtype.is_floating_point and not t.dtype.is_complex and t.dtype != torch.bool and t.dtype != torch.int64:
-        return t.to(torch.int64)
-    return t
+class _PartitionProperty(_Checked, Partition):
+    pass
+
+
+class _CountProperty(_Checked, Int):
+    pass
 
 
 class DataProvider(Module):
-    """The splits of an experiment; ``provide(split, batch_size)`` hands out their batches.
-
-    Arrays are converted to tensors once: float64 becomes float32 and integer dtypes become
-    int64 (class labels as losses expect them); other dtypes are kept. The original arrays
-    are what the state holds, so the definition's fingerprint still matches after a round
-    trip through an archive or the database.
+    """The splits of an experiment; ``provide(split)`` hands out a DataLoader over one.
 
     Args:
-        train, val, test: a tuple (or list) of equal-length arrays/tensors such as
-            ``(X, y)``, a map-style ``torch.utils.data.Dataset``, or None.
+        dataset: one dataset to allocate the splits from (anything
+            :func:`~ptdry.data.coerce.as_dataset` takes).
+        partition: percentages of the rows for train, val and test; they must sum to 100.
+            Default ``(70, 20, 10)``.
+        count: how many rows to allocate (None: all of them).
+        seed: the rows are allocated in an order drawn from this seed; None: in their order.
+        train, val, test: the splits themselves, instead of ``dataset``.
+        classes: names of the classes (metadata; a property others may watch).
+        batch_size: the loaders' batch size when ``provide`` is not given one.
+        num_workers: the loaders' worker processes.
 
     Raises:
-        ConfigError: a split has a wrong type, arrays of different lengths, or no samples.
+        ConfigError: both forms at once, a split of a wrong type, ``count`` above the rows.
+        ValidationError: a partition that does not sum to 100 (also on assignment).
 
     Example:
         >>> import numpy as np
-        >>> data = DataProvider(train=(np.zeros((5, 2)), np.arange(5)))
-        >>> [tuple(y.tolist()) for _, y in data.provide("train", 2)]
-        [(0, 1), (2, 3), (4,)]
-        >>> data.len_batches("train", 2), data.size("train")
-        (3, 5)
+        >>> from ptdry import NumpyDataset
+        >>> dp = DataProvider(NumpyDataset(np.arange(100)), partition=(70, 20, 10), seed=None)
+        >>> dp.train.allocated, dp.val.allocated, dp.test.allocated
+        (70, 20, 10)
+        >>> dp.partition = (90, 5, 5)
+        >>> dp.train.allocated, list(dp.test.index_range)[:2]
+        (90, [95, 96])
     """
 
-    dry_data_args = SPLITS
+    partition = _PartitionProperty(allow_none=True)
+    count = _CountProperty(min=1, allow_none=True)
+    seed = Int(allow_none=True)
+    classes = Seq(item=Str(), allow_none=True)
+    batch_size = Int(min=1)
+    num_workers = Int(min=0)
 
-    def __init__(self, train: Any = None, val: Any = None, test: Any = None) -> None:
-        self._raw: dict[str, Any] = {}
-        self._tensors: dict[str, tuple[torch.Tensor, ...] | None] = {}
-        self._pending: dict[str, DataRef] = {}
-        for split, value in zip(SPLITS, (train, val, test)):
-            self._set(split, value)
-
-    # -- splits ---------------------------------------------------------------------------
-    def _set(self, split: str, value: Any) -> None:
-        self._pending.pop(split, None)
-        self._tensors[split] = None
-        if isinstance(value, DataRef):  # rebuilt from a definition: the data comes with the state
-            self._raw[split] = None
-            self._pending[split] = value
-            return
-        if value is None:
-            self._raw[split] = None
-            return
-        if isinstance(value, (tuple, list)):
-            if not value:
-                raise ConfigError(f"{split} is an empty {type(value).__name__}; expected (X, y) arrays")
-            for i, a in enumerate(value):
-                if not _is_array(a):
-                    raise ConfigError(
-                        f"{split}[{i}] is a {type(a).__qualname__}; expected a NumPy array or torch tensor "
-                        f"(split {split} = (X, y, ...) arrays of equal length)"
-                    )
-            tensors = tuple(_to_tensor(split, i, a) for i, a in enumerate(value))
-            lengths = [len(t) for t in tensors]
-            if len(set(lengths)) > 1:
-                raise ConfigError(f"{split} arrays have different lengths {lengths}; expected one row per sample in each")
-            if lengths[0] == 0:
-                raise ConfigError(f"{split} has no samples (arrays of length 0)")
-            self._raw[split] = tuple(value)
-            self._tensors[split] = tensors
-            return
-        if _is_array(value):
+    def __init__(
+        self,
+        dataset: Any = None,
+        partition: Any = None,
+        count: int | None = None,
+        seed: int | None = 0,
+        *,
+        train: Any = None,
+        val: Any = None,
+        test: Any = None,
+        classes: Any = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+    ) -> None:
+        d = self.__dict__
+        d["_dry_alloc"], d["_dry_loaders"] = None, {}
+        explicit = {s: v for s, v in zip(SPLITS, (train, val, test)) if v is not None}
+        if dataset is not None and explicit:
             raise ConfigError(
-                f"{split} is a single {type(value).__qualname__}; pass a tuple such as ({split}_X, {split}_y) "
-                "(or (X,) for inputs only)"
+                f"give either one dataset to partition or the splits {sorted(explicit)} themselves, not both"
             )
-        if _is_dataset(value):
-            if len(value) == 0:
-                raise ConfigError(f"{split} dataset {type(value).__qualname__} has no samples")
-            self._raw[split] = value
-            return
-        raise ConfigError(
-            f"{split} is a {type(value).__qualname__}; expected a tuple of arrays/tensors (X, y), "
-            "a map-style torch Dataset, or None"
-        )
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.classes = classes
+        self.seed = seed
+        if dataset is not None:
+            self.dataset = as_dataset(dataset, "dataset")
+            self._record_argument("dataset", self.dataset)
+            self.partition = _DEFAULT_PARTITION if partition is None else partition
+            self._record_argument("partition", self.partition)
+            self.count = count
+            self._check_count(count, error=ConfigError)
+        else:
+            if partition is not None or count is not None:
+                raise ConfigError(
+                    "partition and count allocate splits from one dataset: DataProvider(dataset, partition=...)"
+                )
+            self.partition = None
+            self.count = None
+            for split in SPLITS:
+                value = _as_split(split, explicit.get(split))
+                setattr(self, f"{split}_set", value)
+                if split in explicit:
+                    self._record_argument(split, value)
+        for name in ("partition", "count", "seed"):
+            self.on_change(name, self._reallocate)
 
-    def _check_split(self, split: str) -> None:
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+    # -- allocation (pyveda's partitions) ------------------------------------------------------------
+    @property
+    def partitioned(self) -> bool:
+        """True for ``DataProvider(dataset, partition=...)``."""
+        return "dataset" in self.__dict__
+
+    def _rows(self) -> Dataset:
+        return self.dataset.unbatch()
+
+    def _available(self) -> int | None:
+        """Rows of the dataset, when known without reading it (None otherwise, or while its
+        data is not loaded or its file is missing)."""
+        if self.dataset.problems():
+            return None
+        return self._rows()._length()
+
+    def _check_partition(self, value: Any) -> None:
+        if not self.partitioned and value is not None:
+            raise ValidationError(
+                "DataProvider.partition applies to DataProvider(dataset, partition=...); this one was "
+                "given its train/val/test splits"
+            )
+        if self.partitioned and value is None:
+            raise ValidationError("DataProvider.partition must be 3 percentages summing to 100; received None")
+
+    def _check_count(self, value: Any, error: type = ValidationError) -> None:
+        if value is None:
+            return
+        if not self.partitioned:
+            raise error(
+                "DataProvider.count applies to DataProvider(dataset, partition=...); this one was given its splits"
+            )
+        rows = self._available()
+        if rows is not None and value > rows:
+            raise error(f"DataProvider.count must be at most the {rows} rows of the dataset; received {value}")
+
+    def _reallocate(self, name: str, old: Any, new: Any, obj: Any) -> None:
+        """The change callback of ``partition``, ``count`` and ``seed``: new splits now."""
+        self.__dict__["_dry_alloc"] = None
+        self.__dict__["_dry_loaders"].clear()
+        if self.partitioned and self._available() is not None:
+            self._allocation()
+
+    def _allocation(self) -> dict[str, Dataset]:
+        alloc = self.__dict__["_dry_alloc"]
+        if alloc is None:
+            rows = self._rows()
+            total = rows._length()
+            if total is None:
+                if self.count is None:
+                    raise ConfigError(
+                        f"the rows of {type(self.dataset).__name__} are not known without reading it; give "
+                        "DataProvider(..., count=N) to allocate N of them"
+                    )
+                total = self.count
+            count = total if self.count is None else self.count
+            sizes = allocate(count, self.partition)
+            starts = [sum(sizes[:i]) for i in range(len(sizes))]
+            alloc = {
+                split: Split(rows, start, start + size, seed=self.seed, total=total)
+                for split, start, size in zip(SPLITS, starts, sizes)
+            }
+            self.__dict__["_dry_alloc"] = alloc
+        return alloc
+
+    # -- splits ----------------------------------------------------------------------------------------
+    def split(self, name: str) -> Dataset | None:
+        """The dataset of split ``name`` (None when there is none)."""
+        if name not in SPLITS:
+            raise ConfigError(f"unknown split {name!r}; expected one of {', '.join(SPLITS)}")
+        if self.partitioned:
+            return self._allocation()[name]
+        value = getattr(self, f"{name}_set")
+        return value.dataset if isinstance(value, DataLoader) else value
+
+    @property
+    def train(self) -> Dataset | None:
+        return self.split("train")
+
+    @property
+    def val(self) -> Dataset | None:
+        return self.split("val")
+
+    @property
+    def test(self) -> Dataset | None:
+        return self.split("test")
 
     def has(self, split: str) -> bool:
-        """True if ``split`` holds data (loaded, not None)."""
-        self._check_split(split)
-        return self._raw[split] is not None
+        """True if ``split`` has rows (or, not loaded yet, will have)."""
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
+        if not self.partitioned:
+            return getattr(self, f"{split}_set") is not None
+        if self.dataset.problems():
+            return self.partition[SPLITS.index(split)] > 0
+        return self._allocation()[split].allocated > 0
 
     def size(self, split: str) -> int:
-        """Number of samples in ``split``."""
-        self._ready(split)
-        tensors = self._tensors[split]
-        return len(tensors[0]) if tensors is not None else len(self._raw[split])
+        """Rows in ``split``."""
+        return len(self._ready(split).unbatch())
 
-    def len_batches(self, split: str, batch_size: int, drop_last: bool = False) -> int:
-        """Number of batches of ``batch_size`` in ``split``."""
-        return num_batches(self.size(split), batch_size, drop_last)
-
-    def _ready(self, split: str) -> None:
-        self._check_split(split)
-        if split in self._pending:
-            raise NotReadyError(
-                f"the {split} data of {type(self).__name__} is not loaded yet (it was rebuilt from a "
-                "definition); call load_state_dict() with the saved state first"
-            )
-        if self._raw[split] is None:
-            have = [s for s in SPLITS if self._raw[s] is not None]
+    def _ready(self, split: str) -> Dataset:
+        problems = self.problems()
+        if problems:
+            raise NotReadyError(f"{type(self).__name__} is not ready: " + "; ".join(problems))
+        dataset = self.split(split)
+        if dataset is None or (self.partitioned and dataset.allocated == 0):
+            have = [s for s in SPLITS if self.has(s)]
             raise ConfigError(f"{type(self).__name__} has no {split!r} split; it has {have or 'no data'}")
+        return dataset
 
-    # -- batches ----------------------------------------------------------------------------
     def provide(
         self,
         split: str,
-        batch_size: int,
+        batch_size: int | None = None,
         *,
-        shuffle: bool = False,
-        seed: int = 0,
-        epoch: int = 0,
-        skip: int = 0,
+        shuffle: bool | None = None,
         drop_last: bool = False,
-    ) -> Batches:
-        """The batches of ``split``, as tuples of tensors.
+        num_workers: int | None = None,
+    ) -> DataLoader:
+        """A DataLoader over ``split`` (made once per set of arguments, then reused).
 
         Args:
             split: ``"train"``, ``"val"`` or ``"test"``.
-            batch_size: samples per batch.
-            shuffle: order the samples by a permutation that depends only on (seed, epoch).
-            seed, epoch: what the shuffled order depends on.
-            skip: leave out the first ``skip`` batches (resuming mid-epoch).
+            batch_size: rows per batch (default: the provider's).
+            shuffle: a RandomSampler (default: for ``train``, when its rows can be indexed).
             drop_last: leave out a last, smaller batch.
+            num_workers: worker processes (default: the provider's).
+
+        A split given as a DataLoader is returned as it is; asking it for another batch size
+        is an error.
 
         Raises:
-            ConfigError: unknown or empty split, bad batch_size or skip.
-            NotReadyError: the data has not been loaded into a rebuilt provider.
+            ConfigError: unknown or empty split, or a batch size the split's DataLoader has not.
+            NotReadyError: the data of a rebuilt provider is not loaded yet.
         """
-        self._ready(split)
-        tensors = self._tensors[split]
-        common = dict(batch_size=batch_size, shuffle=shuffle, seed=seed, epoch=epoch, skip=skip, drop_last=drop_last)
-        if tensors is not None:
-            return Batches(tensors, **common)
-        return Batches(dataset=self._raw[split], **common)
+        dataset = self._ready(split)
+        given = None if self.partitioned else getattr(self, f"{split}_set")
+        if isinstance(given, DataLoader):
+            if batch_size is not None and batch_size != given.batch_size:
+                raise ConfigError(
+                    f"the {split} split is a DataLoader with batch_size={given.batch_size}, and batch_size="
+                    f"{batch_size} was asked for (Looper(batch_size=...)); set only one of them"
+                )
+            return given
+        if shuffle is None:
+            shuffle = split == "train" and dataset.unbatch().random_access
+        key = (
+            split,
+            batch_size or self.batch_size,
+            shuffle,
+            drop_last,
+            self.num_workers if num_workers is None else num_workers,
+        )
+        loader = self.__dict__["_dry_loaders"].get(key)
+        if loader is None or loader.dataset is not dataset:
+            loader = DataLoader(dataset, key[1], shuffle=shuffle, drop_last=drop_last, num_workers=key[4])
+            self.__dict__["_dry_loaders"][key] = loader
+        return loader
 
     __call__ = provide
 
-    # -- state -----------------------------------------------------------------------------
-    def extra_state(self) -> dict[str, Any]:
-        """``"<split>.<i>"`` → the i-th array of each array split (the data travels with the
-        state). Dataset splits are not stored: pass the dataset again when rebuilding."""
-        out: dict[str, Any] = {}
-        for split in SPLITS:
-            raw = self._raw[split]
-            if isinstance(raw, tuple):
-                out.update({f"{split}.{i}": a for i, a in enumerate(raw)})
-            elif split in self._pending and isinstance(self._pending[split].summary, list):
-                out.update({f"{split}.{i}": None for i in range(len(self._pending[split].summary))})
-        return out
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        for split in SPLITS:
-            keys = sorted((k for k in state if k.startswith(split + ".")), key=lambda k: int(k.rsplit(".", 1)[1]))
-            if not keys:
-                continue
-            arrays = tuple(state[k] for k in keys)
-            expected = self._pending.get(split)
-            if expected is not None and DataRef.of(arrays) != expected:
-                raise ConfigError(
-                    f"the saved {split} data (fingerprint {DataRef.of(arrays).sha256[:12]}) does not match "
-                    f"this provider's definition ({expected.sha256[:12]}); was the state saved from other data?"
-                )
-            self._set(split, arrays)
-
-    def problems(self) -> list[str]:
-        out = super().problems()
-        for split in SPLITS:
-            if split in self._pending:
-                summary = self._pending[split].summary
-                if isinstance(summary, list):
-                    out.append(f"{split} data not loaded: call load_state_dict() with the saved state")
-                else:
-                    out.append(f"{split} was a dataset ({summary}); it cannot be restored from state, pass it again")
-        return out
-
     def __repr__(self) -> str:
-        parts = []
-        for split in SPLITS:
-            if split in self._pending:
-                parts.append(f"{split}=<not loaded>")
-            elif self._raw[split] is not None:
-                parts.append(f"{split}={self.size(split)} samples")
+        if self.partitioned:
+            alloc = self.__dict__["_dry_alloc"]  # (a repr reads no data)
+            sizes = "/".join(str(s.allocated) for s in alloc.values()) if alloc else "not allocated yet"
+            return f"DataProvider({type(self.dataset).__name__}, partition={self.partition}, rows {sizes})"
+        parts = [f"{s}={type(self.split(s)).__name__}" for s in SPLITS if self.split(s) is not None]
         return f"DataProvider({', '.join(parts)})"
+
+
+def _as_split(split: str, value: Any) -> Any:
+    if value is None or isinstance(value, DataLoader):
+        return value
+    return as_dataset(value, split)
+
+
+def as_provider(data: Any) -> DataProvider:
+    """``data`` as a DataProvider: a DataProvider as it is; a dict ``{"train": ..., "val":
+    ...}`` of splits; anything else (a Dataset, a DataLoader, arrays ``(X, y)``, a torch or
+    TensorFlow dataset) as the train split."""
+    if isinstance(data, DataProvider):
+        return data
+    if isinstance(data, dict) and data and set(data) <= set(SPLITS):
+        return DataProvider(**data)
+    return DataProvider(train=data)

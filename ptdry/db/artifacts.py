@@ -16,13 +16,15 @@ local file, so the training loop never waits on the server) and uploads it from 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pathlib
-from typing import Any
+from typing import Any, Iterator
 
 from ptdry.core.atomic import atomic_write
-from ptdry.errors import ConfigError, IntegrityError, NotFoundError
+from ptdry.db.file_lock import file_lock
+from ptdry.errors import ConfigError, DBError, IntegrityError, NotFoundError
 
 __all__ = ["ArtifactStore", "FileStore", "GridFSStore", "SpoolStore"]
 
@@ -49,6 +51,7 @@ class ArtifactStore:
         return data
 
     def delete(self, record: dict[str, Any]) -> None:
+        """Drop this store's reference to an artifact (its bytes go when nothing refers to them)."""
         self._delete(record["ref"])
 
     def _put(self, data: bytes, sha: str, name: str) -> str:
@@ -62,22 +65,49 @@ class ArtifactStore:
 
 
 class FileStore(ArtifactStore):
-    """sha256-named files under ``root``; identical contents are stored once."""
+    """sha256-named files under ``root``; identical contents are stored once.
+
+    Several databases may share one root (every database of one ``$PTDRY_HOME``), so each
+    blob keeps a reference marker per database that uses it, ``<sha>.refs/<owner key>``.
+    :meth:`put` adds this store's ``owner`` marker before the blob is written and
+    :meth:`delete` removes it; the blob goes with the last marker. Both run under a lock
+    file (``root/.lock``), so a put racing a delete never loses the blob. A crash between
+    the marker and the database write leaves an extra marker: the blob stays (leaks), it is
+    never deleted while a database may refer to it. Blobs written before markers existed
+    have none and are deleted as before.
+
+    Args:
+        root: the directory.
+        owner: the database this store records references for (a :class:`~ptdry.db.repo.Repo`
+            passes its database's ``identity``).
+    """
 
     kind = "file"
+    #: Seconds to wait for another process's put or delete before :class:`DBError`.
+    LOCK_TIMEOUT = 300.0
 
-    def __init__(self, root: str | os.PathLike) -> None:
+    def __init__(self, root: str | os.PathLike, owner: str = "local") -> None:
         self.root = pathlib.Path(root)
+        self.owner = owner
 
     def _path(self, sha: str) -> pathlib.Path:
         return self.root / sha[:2] / sha
 
+    def _refs(self, sha: str) -> pathlib.Path:
+        return self.root / sha[:2] / f"{sha}.refs"
+
+    def _marker(self, sha: str) -> pathlib.Path:
+        return self._refs(sha) / hashlib.sha256(self.owner.encode()).hexdigest()[:32]
+
     def _put(self, data: bytes, sha: str, name: str) -> str:
         path = self._path(sha)
-        if path.exists() and path.stat().st_size == len(data):
-            return sha
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, data)
+        with self._locked():
+            self._refs(sha).mkdir(parents=True, exist_ok=True)
+            marker = self._marker(sha)
+            if not marker.exists():
+                marker.write_text(self.owner + "\n")
+            if not (path.exists() and path.stat().st_size == len(data)):
+                atomic_write(path, data)
         return sha
 
     def _get(self, ref: str) -> bytes:
@@ -87,11 +117,25 @@ class FileStore(ArtifactStore):
             raise NotFoundError(f"artifact file {self._path(ref)} is missing") from None
 
     def _delete(self, ref: str) -> None:
-        self._path(ref).unlink(missing_ok=True)
+        with self._locked():
+            refs = self._refs(ref)
+            self._marker(ref).unlink(missing_ok=True)
+            if refs.is_dir() and any(refs.iterdir()):
+                return  # another database still refers to these bytes
+            self._path(ref).unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                refs.rmdir()
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.root / ".lock", self.LOCK_TIMEOUT, error=lambda m: DBError(f"{m}; is a process stuck writing a checkpoint?")):
+            yield
 
 
 class GridFSStore(ArtifactStore):
-    """Blobs in the database's GridFS bucket ``fs``."""
+    """Blobs in the database's GridFS bucket ``fs``; identical contents are stored once
+    (records share the ``ref``, and a blob is deleted only when no document refers to it)."""
 
     kind = "gridfs"
 
@@ -101,6 +145,9 @@ class GridFSStore(ArtifactStore):
         self.fs = gridfs.GridFS(database)
 
     def _put(self, data: bytes, sha: str, name: str) -> str:
+        same = self.fs.find_one({"sha256": sha, "length": len(data)})  # identical bytes are stored once
+        if same is not None:
+            return str(same._id)
         return str(self.fs.put(data, filename=name, sha256=sha))
 
     def _get(self, ref: str) -> bytes:

@@ -4,7 +4,9 @@ that streams a Session's records there and reads them back on demand.
 Each :class:`~ptdry.core.statistic.Statistic` is one small document ``{_id: "<run>:<seq>",
 run, seq, step, epoch, phase, metrics, t}`` — never inside the run document (MongoDB's 16 MB
 limit). The deterministic ``_id`` makes every write idempotent: a record written twice (a
-journal replayed, a resumed run) is stored once.
+journal replayed, a resumed run) is stored once. Every write also keeps the run's rollups
+(:mod:`ptdry.db.history_rollup`), which plots read, in step: :func:`insert_history` and
+:func:`truncate_history` are the two ways records reach or leave the collection.
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator
 
 from ptdry.core.statistic import Statistic
+from ptdry.db.history_rollup import rebuild_rollups, write_rollups
 
-__all__ = ["RunHistoryStore", "history_document", "insert_new", "read_history"]
+__all__ = ["RunHistoryStore", "history_document", "insert_history", "insert_new", "read_history", "truncate_history"]
 
 
 def history_document(run: str, seq: int, stat: Statistic) -> dict[str, Any]:
@@ -46,6 +49,26 @@ def insert_new(collection: Any, docs: list[dict[str, Any]], batch: int = 5000) -
                 raise
             new += len(chunk) - len(errors)
     return new
+
+
+def insert_history(collection: Any, docs: list[dict[str, Any]]) -> int:
+    """Insert history records (skipping those already stored) and update their rollups;
+    returns how many records were new."""
+    new = insert_new(collection, docs)
+    write_rollups(collection, docs)
+    return new
+
+
+def truncate_history(collection: Any, run: str, seq: int) -> int:
+    """Drop ``run``'s records from number ``seq`` on (a resumed run writes them again from
+    its checkpoint) and rebuild the rollups they were part of; returns how many were dropped."""
+    first = list(
+        collection.find({"run": run, "seq": {"$gte": seq}, "step": {"$ne": None}}, {"_id": 0, "step": 1}).sort("step", 1).limit(1)
+    )
+    dropped = collection.delete_many({"run": run, "seq": {"$gte": seq}}).deleted_count
+    if first:
+        rebuild_rollups(collection, run, first[0]["step"])
+    return dropped
 
 
 def read_history(collection: Any, run: str, start: int = 0, stop: int | None = None) -> Iterator[Statistic]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from typing import Any
 
 from ptdry.core.module import Module
+from ptdry.db.uri import mask_uri, normalize_uri, scrub, uri_database, uri_hosts
 from ptdry.errors import ConfigError, ServerUnavailableError
 
 __all__ = ["DBInterface", "db_down_errors", "mask_uri"]
@@ -23,7 +23,6 @@ __all__ = ["DBInterface", "db_down_errors", "mask_uri"]
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-_CRED = re.compile(r"^(?P<scheme>[a-z+]+://)(?P<user>[^:@/]*)(?::(?P<pw>[^@/]*))?@")
 
 # (collection, keys, options): created once per database, idempotently.
 INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
@@ -37,6 +36,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("modules", [("tags", 1)], {"name": "tags"}),
     ("modules", [("artifacts.ref", 1)], {"name": "artifact_ref"}),
     ("history", [("run", 1), ("step", 1)], {"name": "run_step"}),
+    ("history_rollups", [("run", 1), ("level", 1), ("phase", 1), ("b", 1)], {"name": "run_level_phase_b"}),
 ]
 
 
@@ -48,20 +48,14 @@ def db_down_errors() -> tuple[type[BaseException], ...]:
     return (AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError, ServerUnavailableError, OSError)
 
 
-def mask_uri(uri: str | None) -> str:
-    """The URI with any password replaced by ``***`` (safe to print and to store)."""
-    if not uri:
-        return "<embedded default>"
-    return _CRED.sub(lambda m: f"{m['scheme']}{m['user']}{':***' if m['pw'] is not None else ''}@", uri)
-
-
 class DBInterface(Module):
     """A connection to ptdry's database; callable for queries.
 
     Args:
         uri: ``None`` (embedded default, or ``$PTDRY_DB_URI`` when set), ``"mongodb://…"``,
             or ``"mongomock://"``.
-        database: database name.
+        database: database name; default: the one a ``mongodb://host/NAME`` URI names, else
+            ``"ptdry"``.
         timeout: seconds to wait for the server before :class:`ServerUnavailableError`.
         socket_timeout: seconds a connection attempt or a reply may take before the
             operation fails (None: wait as long as the server takes). Background writers
@@ -75,21 +69,30 @@ class DBInterface(Module):
     """
 
     def __init__(
-        self, uri: str | None = None, database: str = "ptdry", timeout: float = 5.0, socket_timeout: float | None = None
+        self, uri: str | None = None, database: str | None = None, timeout: float = 5.0, socket_timeout: float | None = None
     ) -> None:
         if uri is None:
             uri = os.environ.get("PTDRY_DB_URI") or None
         if uri is not None and not isinstance(uri, str):
-            raise ConfigError(f"DBInterface uri must be a string or None; received {uri!r}")
-        if not isinstance(database, str) or not database:
-            raise ConfigError(f"DBInterface database must be a non-empty string; received {database!r}")
+            # only the type: the value may hold a password
+            raise ConfigError(f"DBInterface uri must be a string or None; received {type(uri).__qualname__}")
+        if uri is not None:
+            uri = normalize_uri(uri) or None
+        named = None if uri is None else uri_database(uri)
+        if database is not None and (not isinstance(database, str) or not database):
+            raise ConfigError(f"DBInterface database must be a non-empty string or None; received {database!r}")
+        if database is not None and named is not None and database != named:
+            raise ConfigError(
+                f"DBInterface got database={database!r} and a URI naming database {named!r} "
+                f"({mask_uri(uri)}); give the name once"
+            )
         self.uri = uri
-        self.database = database
+        self.database = database or named or "ptdry"
         self.timeout = float(timeout)
         self.socket_timeout = None if socket_timeout is None else float(socket_timeout)
         self._client: Any = None
         self._indexed = False  # this instance checked the indexes (a hot path: every collection())
-        self._record_argument("uri", mask_uri(uri) if uri and _CRED.match(uri) else uri)
+        self._record_argument("uri", None if uri is None else mask_uri(uri))
 
     # -- connection ------------------------------------------------------------------------
     @property
@@ -105,6 +108,16 @@ class DBInterface(Module):
             f"unsupported database URI {mask_uri(self.uri)!r}; use mongodb://…, mongodb+srv://…, "
             "mongomock:// or no URI for the embedded default"
         )
+
+    @property
+    def identity(self) -> str:
+        """Which database this is, without credentials: ``"mongodb:host:27017/ptdry"``
+        (the embedded default: ``"embedded:ptdry"``). Names this database's references to
+        shared artifact files."""
+        kind = self.kind
+        if kind == "embedded":
+            return f"embedded:{self.database}"
+        return f"{kind}:{uri_hosts(self.uri)}/{self.database}"
 
     @property
     def client(self) -> Any:
@@ -129,10 +142,21 @@ class DBInterface(Module):
             from ptdry.db.server import embedded_uri
 
             uri = embedded_uri(timeout=max(self.timeout, 30.0))
+        from pymongo.errors import ConfigurationError
+
         options: dict[str, Any] = {"serverSelectionTimeoutMS": int(self.timeout * 1000), "tz_aware": False}
         if self.socket_timeout is not None:
             options.update(socketTimeoutMS=int(self.socket_timeout * 1000), connectTimeoutMS=int(self.socket_timeout * 1000))
-        client = pymongo.MongoClient(uri, **options)
+        try:
+            client = pymongo.MongoClient(uri, **options)
+        except ConfigurationError as exc:
+            if uri.startswith("mongodb+srv://") and "DNS" in str(exc):  # the URI may be right: DNS is down
+                raise ServerUnavailableError(
+                    f"cannot use the database at {mask_uri(uri)}: {scrub(str(exc), uri)}"
+                ) from None
+            raise ConfigError(f"cannot use the database URI {mask_uri(uri)}: {scrub(str(exc), uri)}") from None
+        except (PyMongoError, ValueError, TypeError) as exc:  # the driver's message may quote the URI
+            raise ConfigError(f"cannot use the database URI {mask_uri(uri)}: {scrub(str(exc), uri)}") from None
         try:
             client.admin.command("ping")
         except PyMongoError as exc:
@@ -174,11 +198,14 @@ class DBInterface(Module):
         limit: int = 0,
         projection: Any = None,
     ) -> list[dict[str, Any]]:
-        """Documents matching ``filter`` (a Selector or a Mongo filter dict), run in the server."""
+        """Documents matching ``filter`` (a Selector or a Mongo filter dict), run in the server;
+        ``sort`` and ``projection`` as in :meth:`Repo.find <ptdry.db.repo.Repo.find>`."""
+        from ptdry.db.query_options import validate_projection, validate_sort
         from ptdry.db.query_plan import plan_filter
         from ptdry.db.selector import as_filter
 
-        filt = plan_filter(as_filter(filter))  # a bad filter fails before any server is contacted
+        filt = plan_filter(as_filter(filter))  # a bad query fails before any server is contacted
+        sort, projection = validate_sort(sort), validate_projection(projection)
         cursor = self.collection(collection).find(filt, projection)
         if sort:
             cursor = cursor.sort(sort)

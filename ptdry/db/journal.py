@@ -47,10 +47,9 @@ def journal_paths(directory: str | os.PathLike | None = None) -> list[pathlib.Pa
 
 
 def db_key(db: Any) -> str:
-    """Which database a journal belongs to: the URI (password masked) and database name."""
-    from ptdry.db.interface import mask_uri
-
-    return f"{mask_uri(db.uri)} {db.database}"
+    """Which database a journal belongs to: the :class:`~ptdry.db.interface.DBInterface`'s
+    ``identity`` (kind, hosts and database name; no credentials)."""
+    return db.identity
 
 
 def encode(op: dict[str, Any]) -> bytes:

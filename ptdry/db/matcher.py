@@ -39,7 +39,7 @@ from ptdry.db.bson_order import (
 )
 from ptdry.errors import SelectorError
 
-__all__ = ["FIELD_OPERATORS", "LOGICAL_OPERATORS", "compile_filter", "matches", "validate_filter"]
+__all__ = ["FIELD_OPERATORS", "LOGICAL_OPERATORS", "compile_filter", "matches", "refuse_javascript", "validate_filter"]
 
 #: Operators allowed on a field: ``{"field": {"$op": value}}``.
 FIELD_OPERATORS = (
@@ -76,7 +76,7 @@ def compile_filter(filt: Any) -> Callable[[Mapping[str, Any]], bool]:
             f"a filter must be a dict like {{'config.lr': {{'$lt': 0.01}}}}; received "
             f"{type(filt).__qualname__}: {_short(filt)}"
         )
-    _refuse_javascript(filt, "filter")
+    refuse_javascript(filt, "filter")
     return _compile_query(filt, "filter")
 
 
@@ -90,7 +90,9 @@ def matches(doc: Mapping[str, Any], filt: Mapping[str, Any]) -> bool:
 
 
 # -- refusing JavaScript ---------------------------------------------------------------------
-def _refuse_javascript(value: Any, where: str) -> None:
+def refuse_javascript(value: Any, where: str) -> None:
+    """Raise :class:`SelectorError` if ``$where``, ``$function``, ``$accumulator`` or a BSON
+    ``Code`` value appears anywhere in ``value`` (a filter, a sort, a projection)."""
     stack = [(value, where)]
     while stack:
         v, at = stack.pop()

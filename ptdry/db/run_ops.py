@@ -2,10 +2,13 @@
 
 A journal (see :mod:`ptdry.db.journal`) holds, in order:
 
-- history records (``{_id: "<run>:<seq>", ...}``): inserted, duplicates skipped;
-- ``{"op": "truncate", "seq": n}``: a resumed run drops the records from ``n`` on;
-- ``{"op": "checkpoint", "record": {...}}``: a checkpoint's artifact record to attach (a
-  spooled file is uploaded first); one of the same name is replaced;
+- history records (``{_id: "<run>:<seq>", ...}``): inserted, duplicates skipped, with their
+  rollups (:mod:`ptdry.db.history_rollup`);
+- ``{"op": "truncate", "seq": n}``: a resumed run drops the records from ``n`` on (their
+  rollups are rebuilt);
+- ``{"op": "checkpoint", "record": {...}}``: the artifact record of a checkpoint (or of a
+  file the run keeps) to attach (a spooled file is uploaded first); one of the same name is
+  replaced;
 - ``{"op": "remove", "record": {...}}``: retention dropped that checkpoint;
 - ``{"op": "finish", "contents": [...], "state": {...}, "name", "tags", "keep_initial"}``:
   the run's final documents (status, summary, ...) and final state.
@@ -22,11 +25,11 @@ import os
 from typing import Any, Iterable
 
 from ptdry.db.artifacts import SpoolStore
-from ptdry.db.history_store import insert_new
+from ptdry.db.history_store import insert_history, truncate_history
 from ptdry.db.journal import RunJournal, db_key, journal_paths
 from ptdry.errors import NotFoundError
 
-__all__ = ["apply_ops", "artifact_bytes", "attach_checkpoint", "detach_checkpoint", "left_journals", "sync_journals"]
+__all__ = ["apply_ops", "attach_checkpoint", "detach_checkpoint", "left_journals", "sync_journals"]
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +43,11 @@ def spool(run: str | None = None) -> SpoolStore:
     return SpoolStore(ptdry_home("spool", create=False), run)
 
 
-def artifact_bytes(repo: Any, record: dict[str, Any]) -> bytes:
-    """The verified bytes of an artifact record, spooled or stored."""
-    store = spool() if record["store"] == "spool" else repo._store(record["store"])
-    return store.get(record)
-
-
 def _upload(repo: Any, record: dict[str, Any]) -> dict[str, Any]:
     """A spooled record moved to the run's store (the new record); others as they are."""
     if record.get("store") != "spool":
         return record
-    stored = repo.artifacts.put(artifact_bytes(repo, record), name=record["name"], format=record.get("format", "bytes"))
+    stored = repo.artifacts.put(repo.artifact_bytes(record), name=record["name"], format=record.get("format", "bytes"))
     if "meta" in record:
         stored["meta"] = record["meta"]
     return stored
@@ -62,11 +59,12 @@ def _unspool(record: dict[str, Any]) -> None:
 
 
 def attach_checkpoint(repo: Any, run: str, record: dict[str, Any], releases: list[dict[str, Any]] | None = None) -> None:
-    """Attach a checkpoint's artifact record to the run (replacing one of the same name).
+    """Attach an artifact record (a checkpoint's, a file's) to the run, replacing one of the
+    same name.
     The bytes of a replaced record are released now, or appended to ``releases``."""
     doc = repo.modules.find_one({"_id": run}, {"artifacts": 1})
     if doc is None:
-        raise NotFoundError(f"run {run} is not in the database (deleted?); its checkpoint {record['name']} cannot be attached")
+        raise NotFoundError(f"run {run} is not in the database (deleted?); its artifact {record['name']} cannot be attached")
     old = next((a for a in doc.get("artifacts", []) if a.get("name") == record["name"]), None)
     if old is not None and old.get("sha256") == record.get("sha256"):
         _unspool(record)  # attached already (the operation is applied a second time)
@@ -120,8 +118,8 @@ def apply_ops(repo: Any, run: str, ops: list[dict[str, Any]]) -> None:
     for segment in _segments(ops):
         first = segment[0][1]
         if first.get("op") == "truncate":  # before the records that follow it
-            history.delete_many({"run": run, "seq": {"$gte": first["seq"]}})
-        insert_new(history, [op for _, op in segment if "op" not in op])
+            truncate_history(history, run, first["seq"])
+        insert_history(history, [op for _, op in segment if "op" not in op])
         for i, op in segment:
             kind = op.get("op")
             if kind is None or kind == "truncate":

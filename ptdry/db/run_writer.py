@@ -175,7 +175,7 @@ class RunWriter:
             if args["artifacts"] is None and self._source.kind == "embedded":  # (the connection's URI is explicit)
                 from ptdry.core.home import ptdry_home
 
-                args["artifacts"] = FileStore(ptdry_home() / "artifacts")
+                args["artifacts"] = FileStore(ptdry_home() / "artifacts", owner=self._source.identity)
             self.repo = Repo(self._db, **args)
             self._beat()
             if self._sync_others:
@@ -194,6 +194,8 @@ class RunWriter:
                 self._done = True
                 if self._sync_others:  # journals released since the start (e.g. a run cut off just before)
                     self._sync_other_runs()
+            else:
+                self._mark_pending()
         except BaseException as exc:  # never silently: the journal stays for `ptdry sync`
             log.exception("run %s: the background writer stopped", self.run)
             self.error = exc
@@ -237,6 +239,17 @@ class RunWriter:
             if self._past_deadline():
                 return False
         return False
+
+    def _mark_pending(self) -> None:
+        """The run ends with writes left in its journal: say so on its document, if the
+        database takes it (``history_pending``, shown by ``ptdry ui``; the run's end, when
+        applied, rewrites the document without it)."""
+        if self.db_down:
+            return
+        try:
+            self.repo.modules.update_one({"_id": self.run}, {"$set": {"history_pending": True}})
+        except Exception as exc:  # the journal says it all; this is only a hint
+            log.debug("run %s: history_pending not set (%r)", self.run, exc)
 
     def _beat(self) -> None:
         """Set the heartbeat if one is due (and the database is not known to be away)."""

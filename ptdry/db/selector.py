@@ -5,6 +5,13 @@ A :class:`Selector` compiles to a MongoDB filter over the fields every stored Mo
 in-memory objects with the *same* filter through :mod:`ptdry.db.matcher`, so
 ``repo.get(sel)`` and ``[o for o in objs if sel(o)]`` agree by construction.
 
+Equality is exact (DRYML's semantics) although MongoDB's is not: ``{"a": "x"}`` also matches
+an array holding ``"x"``, and ``{"a.b": 1}`` reaches into arrays of subdocuments. So a plain
+value ``v`` compiles to ``{"$eq": v, "$not": {"$type": "array"}}`` (a list value to
+``{"$eq": v, "$not": {"$elemMatch": {"$eq": v}}}``), and every dotted path is guarded with
+``{prefix: {"$not": {"$type": "array"}}}``. Indexed equalities (``mro``, ``_id``) stay plain,
+so the query planner (see :mod:`ptdry.db.query_plan`) still uses the indexes.
+
 Raw Mongo filter dicts are accepted wherever a Selector is (:func:`as_filter`), after
 :func:`~ptdry.db.matcher.validate_filter` has refused server-side JavaScript.
 """
@@ -15,7 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from ptdry.core import serialize
 from ptdry.core.classpath import class_path, import_path
-from ptdry.core.objectdef import ObjectDef, readable_hook
+from ptdry.core.objectdef import ObjectDef, _positional_names, readable_hook
 from ptdry.core.serialize import short_repr as _short
 from ptdry.db.matcher import compile_filter, validate_filter
 from ptdry.errors import ConfigError, SelectorError, SerializationError
@@ -30,16 +37,26 @@ _RAW_OPERANDS = ("$regex", "$options", "$exists", "$size", "$type")
 class Selector:
     """Select stored objects by class (subclasses included) and constructor arguments.
 
+    Plain values compare *exactly*, as in DRYML: ``args=["test"]`` does not select an object
+    whose first argument is ``["test", "other"]`` (MongoDB's "an array containing it" never
+    applies), and a missing parameter matches nothing, not even ``None``. Operator dicts keep
+    MongoDB's meaning.
+
     Args:
         cls: a class or a ``"pkg.module:Qual"`` path; objects of that class or of any
             subclass match (through the stored ``mro``). None: any class.
         args: positional arguments, matched position by position (``args.0``, ``args.1``…).
         kwargs: parameter names or dotted paths into the definition tree
-            (``"trainer.optimizer.lr"``) mapped to plain values (tuples equal lists, NumPy
-            scalars equal Python numbers, classes equal their path) or to Mongo operator
-            dicts (``{"$lt": 1e-3}``, ``{"$in": [...]}``, ``{"$regex": "^adam"}``). A plain dict
-            value matches key by key (keys it does not name are not checked). ``dry_id``
-            matches the object's id.
+            (``"trainer.optimizer.lr"``, ``"trainer.dry_id"``) mapped to values or to Mongo
+            operator dicts (``{"$lt": 1e-3}``, ``{"$in": [...]}``, ``{"$regex": "^adam"}``).
+            ``dry_id`` matches the object's own id.
+
+    Values: tuples equal lists, NumPy scalars equal Python numbers, classes equal their path.
+    A plain dict matches the keys it names (others are not checked); a list matches element
+    by element and in length. A nested ``ObjectDef`` matches a nested definition of exactly
+    its class whose arguments match the ones it names; with a ``dry_id`` (``obj.definition()``,
+    or a Module itself) it matches that object only. A nested definition never matches a
+    plain value.
 
     Raises:
         SelectorError: an argument cannot become a filter (the message names it).
@@ -50,10 +67,10 @@ class Selector:
         ...     def __init__(self, width=8, shape=(2, 2)):
         ...         pass
         >>> sel = Selector(kwargs={"width": {"$gte": 8}, "shape": (2, 2)})
-        >>> sel.to_mongo()
-        {'config.width': {'$gte': 8}, 'config.shape': [2, 2]}
-        >>> sel(Net()), sel(Net(width=4))
-        (True, False)
+        >>> sel.to_mongo()["config.shape"]
+        {'$eq': [2, 2], '$not': {'$elemMatch': {'$eq': [2, 2]}}}
+        >>> sel(Net()), sel(Net(width=4)), sel(Net(shape=((2, 2), 3)))
+        (True, False, False)
     """
 
     __slots__ = ("_cls", "_args", "_kwargs", "_filter", "_predicate", "_text")
@@ -89,8 +106,11 @@ class Selector:
                         f"Selector kwargs keys must be parameter names or dotted paths like "
                         f"'trainer.optimizer.lr'; received {key!r}"
                     )
-                field = "_id" if key == "dry_id" else f"config.{key}"
-                clauses += _clauses(field, value, f"kwargs[{key!r}]")
+                if key == "dry_id":  # the object's own id: a plain equality the index serves
+                    clauses += [("_id", _operand(value, "kwargs['dry_id']"))]
+                    continue
+                field = f"config.{key}"
+                clauses += _path_guards(field) + _clauses(field, value, f"kwargs[{key!r}]")
         self._cls, self._args, self._kwargs = cls, args, kwargs
         self._set_filter(_combine(clauses))
 
@@ -214,17 +234,97 @@ def _class_path(cls: Any) -> str | None:
 
 
 def _clauses(field: str, value: Any, where: str) -> list[tuple[str, Any]]:
-    """``(field, condition)`` pairs for one argument: plain dicts split into dotted fields."""
+    """``(field, condition)`` pairs that hold exactly when the value at ``field`` equals
+    ``value`` (DRYML's rules: plain dicts and definitions match the keys / arguments they
+    name, lists match element by element and in length, everything else by equality — never
+    by MongoDB's "an array containing it"). Operator dicts and patterns are kept as they are."""
     if _is_operator_dict(value):
         return [(field, _operators(value, where))]
-    if isinstance(value, (ObjectDef,)) or _is_module(value):
-        value = _readable(value, where)
+    if _is_pattern(value):
+        return [(field, value)]
+    if _is_module(value):
+        value = _definition_of(value, where)
+    if isinstance(value, ObjectDef):
+        return _definition_clauses(field, value, where)
     if isinstance(value, Mapping) and value:
-        out: list[tuple[str, Any]] = []
+        out = [_not_an_array(field)]
         for key, sub in value.items():
             out += _clauses(f"{field}.{_escaped_key(key)}", sub, f"{where}[{key!r}]")
         return out
-    return [(field, _readable(value, where))]
+    if isinstance(value, (list, tuple)) and _holds_conditions(value):
+        out = [(field, {"$size": len(value)})]
+        for i, sub in enumerate(value):
+            out += _clauses(f"{field}.{i}", sub, f"{where}[{i}]")
+        return out
+    return [(field, _exactly(_readable(value, where)))]
+
+
+def _definition_clauses(field: str, d: ObjectDef, where: str) -> list[tuple[str, Any]]:
+    """A nested definition: with a ``dry_id``, that object only; without, any nested
+    definition of exactly its class whose arguments match the ones it names."""
+    try:
+        cls = class_path(d.cls)
+    except (ConfigError, SerializationError) as exc:
+        raise SelectorError(f"{where}: cannot compare with {_short(d)} ({exc})") from None
+    out = [_not_an_array(field), (f"{field}.__class__", _exactly(cls))]
+    if d.dry_id is not None:
+        return out + [(f"{field}.dry_id", _exactly(d.dry_id))]
+    for name, arg in _named_arguments(d).items():
+        out += _clauses(f"{field}.{name}", arg, f"{where}.{name}")
+    return out
+
+
+def _named_arguments(d: ObjectDef) -> dict[str, Any]:
+    """``d``'s arguments under the names its readable config gives them (``ObjectDef.config``)."""
+    names = _positional_names(d.cls, len(d.args))
+    out: dict[str, Any] = {"__args__": list(d.args)} if names is None else dict(zip(names, d.args))
+    out.update((k, v) for k, v in d.kwargs.items() if k != "dry_id")
+    return out
+
+
+def _exactly(value: Any) -> dict:
+    """The condition "equal to ``value``, and not an array merely containing it"."""
+    if value is None:  # {"$eq": None} also matches a missing field
+        return {"$eq": None, "$exists": True, "$not": {"$type": "array"}}
+    if isinstance(value, list):
+        return {"$eq": value, "$not": {"$elemMatch": {"$eq": value}}}
+    return {"$eq": value, "$not": {"$type": "array"}}
+
+
+def _not_an_array(field: str) -> tuple[str, Any]:
+    """Keeps a dotted path below ``field`` from reaching into the elements of an array."""
+    return (field, {"$not": {"$type": "array"}})
+
+
+def _path_guards(field: str) -> list[tuple[str, Any]]:
+    """:func:`_not_an_array` for every prefix of a dotted ``field`` below its top-level field,
+    except before a position (``layers.0``), where an array is what is expected."""
+    parts = field.split(".")
+    return [
+        _not_an_array(".".join(parts[: i + 1]))
+        for i in range(1, len(parts) - 1)
+        if not parts[i + 1].isdigit()
+    ]
+
+
+def _holds_conditions(values: Sequence[Any]) -> bool:
+    """True if a list holds (at any depth) something that is not compared by plain equality:
+    a dict, a definition, a Module, an operator dict or a pattern."""
+    stack = list(values)
+    while stack:
+        v = stack.pop()
+        if isinstance(v, (Mapping, ObjectDef)) or _is_module(v) or _is_pattern(v):
+            return True
+        if isinstance(v, (list, tuple)):
+            stack.extend(v)
+    return False
+
+
+def _definition_of(module: Any, where: str) -> ObjectDef:
+    try:
+        return module.definition()
+    except ConfigError as exc:
+        raise SelectorError(f"{where}: cannot compare with {_short(module)} ({exc})") from None
 
 
 def _operators(ops: Mapping[str, Any], where: str) -> dict:
@@ -288,9 +388,14 @@ def _readable_hook(value: Any, path: str) -> Any:
     return readable_hook(value, path)
 
 
+#: A plain dict's own ``"__class__"`` key, as ``readable_hook`` stores it (so that a plain
+#: dict never looks like a nested definition).
+_PLAIN_CLASS_KEY = next(iter(readable_hook({"__class__": None}, "")))
+
+
 def _escaped_key(key: Any) -> str:
-    """A dict key as ``readable()`` stores it (``.`` and ``$`` replaced)."""
-    return serialize.escape_key(key)
+    """A dict key as the stored ``config`` has it (``.`` and ``$`` replaced, ``__class__`` too)."""
+    return _PLAIN_CLASS_KEY if key == "__class__" else serialize.escape_key(key)
 
 
 def _is_module(value: Any) -> bool:
@@ -312,7 +417,13 @@ def _is_pattern(value: Any) -> bool:
 
 
 def _combine(clauses: list[tuple[str, Any]]) -> dict:
-    """One dict when every field is named once (the usual Mongo shape), else an ``$and``."""
+    """One dict when every field is named once (the usual Mongo shape), else an ``$and``.
+    A clause given twice (the same guard from two arguments) is kept once."""
+    unique: list[tuple[str, Any]] = []
+    for clause in clauses:
+        if clause not in unique:
+            unique.append(clause)
+    clauses = unique
     fields = [f for f, _ in clauses]
     if len(set(fields)) == len(fields):
         return dict(clauses)

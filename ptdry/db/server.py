@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -33,6 +32,7 @@ from typing import Any, Iterator
 
 from ptdry.core.atomic import atomic_write
 from ptdry.core.home import ptdry_home
+from ptdry.db.file_lock import file_lock
 from ptdry.errors import ServerUnavailableError
 
 __all__ = ["EmbeddedServer", "embedded_uri"]
@@ -207,23 +207,8 @@ class EmbeddedServer:
     @contextlib.contextmanager
     def _lock(self, timeout: float) -> Iterator[None]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / "lock", "a+") as f:
-            deadline = time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise ServerUnavailableError(
-                            f"another process holds {self.dir / 'lock'} for more than {timeout:g} s; "
-                            "check `ptdry db status`"
-                        ) from None
-                    time.sleep(0.05)
-            try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+        with file_lock(self.dir / "lock", timeout, error=lambda m: ServerUnavailableError(f"{m}; check `ptdry db status`")):
+            yield
 
     def _listening(self, offset: int) -> tuple[str, int] | None:
         try:

@@ -2,8 +2,9 @@
 
 An archive is a zip with ``manifest.json`` (format, versions, class path, ``dry_id``,
 definition, the JSON part of the state), ``tensors.safetensors``, ``arrays/<n>.npy``,
-``blobs/<n>.bin`` and, only when nothing else can hold a value, ``pickles/<n>.pkl``
-(loading those needs ``trusted=True``). :func:`state_to_bytes` writes a bare state in the
+``blobs/<n>.bin`` and, only when nothing else can hold a value, ``pickles/<n>.pkl`` — or,
+for what pickle cannot write either and only when saved with ``trusted=True``,
+``dill/<n>.pkl`` (:mod:`ptdry.io.dill_values`); loading either needs ``trusted=True``. :func:`state_to_bytes` writes a bare state in the
 same layout (format ``"ptdry-state"``), so there is one code path. Writes to a path are
 atomic. Every problem met while loading raises :class:`~ptdry.errors.ArchiveError` naming
 the file. Loading imports and calls only allowed classes and functions unless
@@ -27,8 +28,9 @@ from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
 from ptdry.core.state import State
 from ptdry.core.versions import library_versions
-from ptdry.errors import ArchiveError, ConfigError, UntrustedArchiveError
+from ptdry.errors import ArchiveError, ConfigError, SerializationError, add_note
 from ptdry.io import codec
+from ptdry.io.dill_values import DillReader, DillWriter
 from ptdry.io.inflate_limit import bounded_reader, resolve_max_bytes
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "load_object", "save_object", "state_from_bytes", "state_to_bytes"]
@@ -101,7 +103,7 @@ def state_from_bytes(
         )
 
 
-def save_object(obj: Module, file: PathOrFile) -> None:
+def save_object(obj: Module, file: PathOrFile, *, trusted: bool = False) -> None:
     """Save ``obj`` — its definition and its state — as an archive that rebuilds it.
 
     Args:
@@ -109,15 +111,29 @@ def save_object(obj: Module, file: PathOrFile) -> None:
         file: a path (written atomically: a temp file in the same directory, fsync, then
             rename; on failure the old file stays intact), or a binary file object (written
             at its current position, in one ``write`` call).
+        trusted: store what nothing else can encode — a lambda, a closure or a local class
+            given as a constructor argument, a state value pickle cannot write — with dill
+            (``pip install 'ptdry[dill]'``). Loading such an archive needs ``trusted=True``
+            too. Without such values the archive is the same as without ``trusted``.
 
     Raises:
-        SerializationError: a constructor argument or a state value cannot be stored.
+        SerializationError: a constructor argument or a state value cannot be stored (with
+            ``trusted=True``: not even with dill).
     """
     if not isinstance(obj, Module):
         raise ConfigError(f"save_object needs a ptdry Module; received {type(obj).__qualname__}")
-    manifest = _header(FORMAT)
-    definition = obj.definition().to_dict()
+    dill = DillWriter() if trusted else None
+    try:
+        if dill is None:
+            definition = obj.definition().to_dict()
+        else:
+            definition = obj.definition(opaque=True).to_dict(fallback=dill.definition_fallback)
+    except SerializationError as exc:
+        if not trusted:
+            add_note(exc, "save_object(obj, file, trusted=True) stores such values with dill; loading then needs trusted=True")
+        raise
     warn_main_classes(definition, f"{type(obj).__name__} {obj.dry_id}")
+    manifest = _header(FORMAT)
     manifest.update(
         {
             "class": class_path(type(obj)),
@@ -126,7 +142,7 @@ def save_object(obj: Module, file: PathOrFile) -> None:
             "created_at": _dt.datetime.now(_dt.timezone.utc).isoformat(),
         }
     )
-    encoded = codec.encode_state(obj.state_dict())
+    encoded = codec.encode_state(obj.state_dict(), dill)
     manifest.update(encoded.manifest_fields())
     if isinstance(file, (str, os.PathLike)):
         atomic_write(os.fspath(file), lambda f: _write_zip(f, manifest, encoded.members()))
@@ -152,15 +168,15 @@ def load_object(
 
     Args:
         file: a path, or a binary file object (read from its current position to the end).
-        trusted: the file is trusted: unpickle values that nothing else could store, and
-            import and call any class or function it names (runs code).
+        trusted: the file is trusted: unpickle values that nothing else could store (with
+            pickle or dill), and import and call any class or function it names (runs code).
         allowed: classes or functions to allow for this load, besides the allowed ones.
         max_bytes: the most bytes the compressed members may inflate to (default
             ``$PTDRY_MAX_ARCHIVE_BYTES`` or 256 MiB; tensors and arrays do not count).
 
     Raises:
-        UntrustedArchiveError: the archive holds pickled values, or names a class or
-            function that is not allowed, and ``trusted`` is false; nothing is unpickled,
+        UntrustedArchiveError: the archive holds pickled or dill values, or names a class
+            or function that is not allowed, and ``trusted`` is false; nothing is unpickled,
             imported or built. The message names the path in the tree and the name.
         ArchiveError: the file is missing, unreadable, corrupt, not a ptdry archive, written
             by a newer ptdry, inflates past ``max_bytes``, or its definition/state no longer
@@ -203,13 +219,18 @@ def _load(f: BinaryIO, where: str, trusted: bool, allowed: Iterable[Any], max_by
         cls_path, definition = manifest.get("class"), manifest.get("definition")
         if not isinstance(cls_path, str) or not isinstance(definition, dict):
             raise _fail(where, "its manifest lacks the class or the definition")
-        state = codec.decode_state(manifest, read, trusted=trusted, allowed=allowed, where=where, func="load_object")
-    try:
-        tree = ObjectDef.from_dict(definition, trusted=trusted, allowed=allowed)
-    except UntrustedArchiveError as exc:  # nothing was imported or called
-        raise UntrustedArchiveError(f"cannot load {where}: {exc}") from None
-    except Exception as exc:
-        raise _fail(where, f"cannot read its definition of {cls_path} ({_brief(exc)})") from exc
+        dill = DillReader(read, trusted=trusted, where=where, func="load_object")
+        state = codec.decode_state(
+            manifest, read, trusted=trusted, allowed=allowed, where=where, func="load_object", dill=dill
+        )
+        try:
+            tree = ObjectDef.from_dict(definition, trusted=trusted, allowed=allowed, decode_hook=dill.hook)
+        except ArchiveError as exc:  # nothing was imported or called
+            if str(exc).startswith("cannot load"):
+                raise  # the dill reader's: it names the file already
+            raise type(exc)(f"cannot load {where}: {exc}") from None
+        except Exception as exc:
+            raise _fail(where, f"cannot read its definition of {cls_path} ({_brief(exc)})") from exc
     root = tree.cls
     if not (isinstance(root, type) and issubclass(root, Module)) or class_path(root) != cls_path:
         # checked before building: the root of a definition is called, whatever it names

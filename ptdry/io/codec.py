@@ -14,6 +14,9 @@ that moves big or binary values out of the JSON:
 - ``{"__blob_ref__": n}``: a bytes value over :data:`BLOB_INLINE` bytes in ``blobs/<n>.bin``.
 - ``{"__pickle_ref__": {...}}``: anything else, pickled in ``pickles/<n>.pkl``; reading it
   back needs ``trusted=True``.
+- ``{"__dill_ref__": {...}}``: what pickle cannot write either (a lambda, a closure), in
+  ``dill/<n>.pkl`` — only when the caller passes a :class:`~ptdry.io.dill_values.DillWriter`
+  (``save_object(..., trusted=True)``); reading it back needs ``trusted=True``.
 
 :func:`decode_state` inverts this; every failure becomes an :class:`~ptdry.errors.ArchiveError`.
 """
@@ -30,6 +33,7 @@ from ptdry.core import serialize
 from ptdry.core.allowed import ImportPolicy
 from ptdry.core.state import State
 from ptdry.errors import ArchiveError, SerializationError, UntrustedArchiveError
+from ptdry.io.dill_values import MANIFEST_KEY, MARKER, DillReader, DillWriter, check_records
 
 __all__ = ["BLOB_INLINE", "TENSORS", "Encoded", "decode_state", "encode_state"]
 
@@ -64,10 +68,14 @@ class Encoded:
     pickles: list[bytes] = field(default_factory=list)
     pickle_records: list[dict] = field(default_factory=list)  # {"member", "path", "type"}
     aliases: dict[str, list[str]] = field(default_factory=dict)  # name -> key paths sharing it
+    dill: DillWriter | None = None  # values only dill can write (trusted archives only)
 
     def manifest_fields(self) -> dict[str, Any]:
         """The manifest's description of the state tree."""
-        return {"entries": self.entries, "tensor_aliases": self.aliases, "pickles": self.pickle_records}
+        fields = {"entries": self.entries, "tensor_aliases": self.aliases, "pickles": self.pickle_records}
+        if self.dill is not None and self.dill.records:
+            fields[MANIFEST_KEY] = self.dill.records
+        return fields
 
     def members(self) -> Iterator[tuple[str, bytes, bool]]:
         """``(member name, bytes, compress?)``; tensors are serialized only when reached."""
@@ -81,19 +89,23 @@ class Encoded:
             yield blob_member(n), data, True
         for n, data in enumerate(self.pickles):
             yield pickle_member(n), data, True
+        if self.dill is not None:
+            yield from self.dill.members()
 
 
 # -- encoding -------------------------------------------------------------------------------
-def encode_state(state: Mapping[Any, Any]) -> Encoded:
+def encode_state(state: Mapping[Any, Any], dill: DillWriter | None = None) -> Encoded:
     """Split ``state`` into manifest entries and binary members, for an archive.
 
     Keys of the top-level mapping name the values in error messages and in the manifest
-    (``"net.0.weight"``, ``"opt.state[0].exp_avg"``).
+    (``"net.0.weight"``, ``"opt.state[0].exp_avg"``). ``dill``: where values that pickle
+    cannot write go (None: they raise).
 
     Raises:
-        SerializationError: a value cannot be stored even with pickle; names its key path.
+        SerializationError: a value cannot be stored even with pickle (or dill, when given);
+            names its key path.
     """
-    out = Encoded()
+    out = Encoded(dill=dill)
     found: list[tuple[str, Any, dict]] = []  # (path, tensor, payload to fill in)
 
     def hook(value: Any, path: str) -> Any:
@@ -161,6 +173,8 @@ def _pickle(out: Encoded, value: Any, path: str) -> dict:
     try:
         data = pickle.dumps(value, protocol=4)
     except Exception as exc:
+        if out.dill is not None:
+            return out.dill.add(value, path)
         raise SerializationError(
             f"state value {path} of type {kind} cannot be stored: JSON, safetensors and .npy "
             f"do not fit it, and pickle failed ({type(exc).__name__}: {exc})"
@@ -257,13 +271,15 @@ def decode_state(
     where: str,
     func: str,
     allowed: Iterable[Any] = (),
+    dill: DillReader | None = None,
 ) -> State:
     """Rebuild the state tree described by ``manifest`` from members given by ``read(name)``.
 
     ``where`` names the file in messages (``"archive model.zip"``); ``func`` is the function
     the user called, named in the advice of an untrusted-pickle error. Classes, functions
     and enums named in the state are resolved as :mod:`ptdry.core.allowed` says (``allowed``
-    adds to what loading may import; ``trusted`` allows everything).
+    adds to what loading may import; ``trusted`` allows everything). ``dill`` reads values
+    stored with dill (default: a reader of its own).
 
     Raises:
         UntrustedArchiveError: the state holds pickled values, or names a class or function
@@ -275,8 +291,9 @@ def decode_state(
         raise ArchiveError(f"cannot load {where}: its manifest's list of pickles is malformed")
     if records and not trusted:
         raise _untrusted(records, where, func)
+    check_records(manifest, trusted=trusted, where=where, func=func)
     policy = ImportPolicy.of(trusted, allowed)
-    decoder = _Decoder(read, trusted, where, func)
+    decoder = _Decoder(read, trusted, where, func, dill or DillReader(read, trusted=trusted, where=where, func=func))
     entries = manifest.get("entries")
     if not isinstance(entries, list):
         raise ArchiveError(f"cannot load {where}: its manifest has no list of state entries")
@@ -316,8 +333,8 @@ def _untrusted(records: list, where: str, func: str) -> UntrustedArchiveError:
 class _Decoder:
     """The decode hook for archive markers; loads each member once, on first use."""
 
-    def __init__(self, read: Callable[[str], bytes], trusted: bool, where: str, func: str) -> None:
-        self.read, self.trusted, self.where, self.func = read, trusted, where, func
+    def __init__(self, read: Callable[[str], bytes], trusted: bool, where: str, func: str, dill: DillReader) -> None:
+        self.read, self.trusted, self.where, self.func, self.dill = read, trusted, where, func, dill
         self._tensors: dict[str, Any] | None = None
         self._views: dict[tuple, Any] = {}
         self.error: ArchiveError | None = None  # the first error the hook raised
@@ -348,6 +365,8 @@ class _Decoder:
                 return pickle.loads(data)
             except Exception as exc:
                 raise self.fail(f"pickled value {payload.get('path')} cannot be read ({exc})") from exc
+        if marker == MARKER:
+            return self.dill.load(payload)
         return serialize.NOT_HANDLED
 
     def array(self, payload: dict) -> Any:

@@ -3,7 +3,9 @@
 The Looper holds the loop's settings (epochs, batch size, validation frequency, step limit,
 shuffling) and its position (epochs done, batches done in the current epoch, global steps
 done). The position is its state, so a checkpoint taken at any step resumes at the next
-batch of the same epoch order.
+batch of the same epoch order: :meth:`Looper.batches` moves the train split's
+:class:`~ptdry.data.loader.DataLoader` to that position (the Looper is the truth; the
+loader's own position follows it).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from ptdry.core.module import Module
 from ptdry.core.properties import Int
-from ptdry.data.loader import Batches
+from ptdry.data.loader import DataLoader
 from ptdry.errors import ConfigError
 
 __all__ = ["Looper"]
@@ -23,10 +25,12 @@ class Looper(Module):
 
     Args:
         epochs: epochs to train.
-        batch_size: training samples per step (validation uses the same size).
+        batch_size: training rows per step (validation uses the same size); None: the data's
+            own (a DataProvider's ``batch_size``, or that of a DataLoader given as a split).
         val_every_n_epochs: validate after every n-th epoch and after the last; 0: never.
         max_steps: stop after this many optimizer steps in total (None: no limit).
-        shuffle: shuffle the training data each epoch (the order depends on seed and epoch).
+        shuffle: shuffle the training data each epoch (the order depends on seed and epoch);
+            a DataLoader given as the train split keeps its own sampler.
         drop_last: leave out a last, smaller training batch.
 
     Example:
@@ -39,14 +43,14 @@ class Looper(Module):
     """
 
     epochs = Int(min=1)
-    batch_size = Int(min=1)
+    batch_size = Int(min=1, allow_none=True)
     val_every_n_epochs = Int(min=0)
     max_steps = Int(min=1, allow_none=True)
 
     def __init__(
         self,
         epochs: int = 1,
-        batch_size: int = 32,
+        batch_size: int | None = None,
         val_every_n_epochs: int = 1,
         max_steps: int | None = None,
         shuffle: bool = True,
@@ -109,17 +113,11 @@ class Looper(Module):
         return n > 0 and (epoch % n == 0 or epoch >= self.epochs or self.steps_exhausted)
 
     # -- batches -------------------------------------------------------------------------------
-    def batches(self, data: Any, seed: int, split: str = "train") -> Batches:
-        """The batches of the current epoch still to do (skipping those already done)."""
-        return data.provide(
-            split,
-            self.batch_size,
-            shuffle=self.shuffle,
-            seed=seed,
-            epoch=self.epoch,
-            skip=self.batches_done,
-            drop_last=self.drop_last,
-        )
+    def batches(self, data: Any, seed: int, split: str = "train") -> DataLoader:
+        """``split``'s DataLoader at this position: iterating it gives the batches of the
+        current epoch still to do. ``seed`` is the seed of its sampler if it has none."""
+        loader = data.provide(split, self.batch_size, shuffle=None if self.shuffle else False, drop_last=self.drop_last)
+        return loader.seek(self.epochs_done, self.batches_done, seed=seed)
 
     __call__ = batches
 

@@ -11,43 +11,54 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
+import numpy as np
 import torch
 
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
+from ptdry.core.properties import Instance
+from ptdry.data import structure
 from ptdry.errors import ConfigError, NotReadyError, TrainingError, add_note
+from ptdry.metrics import Metric, as_numpy, batch_partials, resolve_metrics
+from ptdry.train.param_groups import check_groups, resolve_groups
 from ptdry.train.trainable import Trainable
 
 __all__ = ["Criterion", "Model", "Optimizer"]
 
 
 class Optimizer(Module):
-    """An optimizer class and its arguments, bound to parameters later.
+    """An optimizer class and its arguments, bound to a network's parameters later.
 
-    ``bind(params)`` builds ``optimizer_cls(params, **kwargs)`` as the child
+    ``bind(net)`` builds ``optimizer_cls(params, **kwargs)`` as the child
     ``torch_optimizer``, whose state is then part of ``state_dict()``.
 
     Args:
         optimizer_cls: a ``torch.optim.Optimizer`` subclass (or any class taking the
             parameters first).
-        **kwargs: its arguments (``lr=1e-3``, ``weight_decay=...``).
+        groups: parameter groups by name, e.g. ``[{"params": "backbone", "lr": 1e-4},
+            {"params": "head"}]``: each ``"params"`` is a submodule path, a parameter name,
+            a glob (``"*.bias"``) or a ``"re:"`` regex (or a list of these), and the other
+            keys override ``kwargs`` for that group. Every parameter must be in exactly one
+            group. The groups are stored in the definition, so runs can be queried by them
+            (``config.trainer.model.optimizer.groups.lr``). See :mod:`ptdry.train.param_groups`.
+        **kwargs: its arguments (``lr=1e-3``, ``weight_decay=...``), the defaults of every group.
 
     Example:
-        >>> opt = Optimizer(torch.optim.SGD, lr=0.1)
-        >>> _ = opt.bind(torch.nn.Linear(2, 1).parameters())
-        >>> opt.lr
-        0.1
+        >>> net = torch.nn.Sequential(torch.nn.Linear(2, 4), torch.nn.Linear(4, 1))
+        >>> opt = Optimizer(torch.optim.SGD, lr=0.1, groups=[{"params": "0", "lr": 0.01}, {"params": "1"}])
+        >>> _ = opt.bind(net)
+        >>> opt.lrs, opt.group_names()[1]
+        ([0.01, 0.1], ['1.weight', '1.bias'])
     """
 
-    def __init__(self, optimizer_cls: type, **kwargs: Any) -> None:
-        if not isinstance(optimizer_cls, type):
-            raise ConfigError(
-                f"optimizer_cls must be an optimizer class such as torch.optim.Adam; received {optimizer_cls!r}"
-            )
-        _check_arguments(optimizer_cls, kwargs)
+    optimizer_cls = Instance(type, kind="an optimizer class such as torch.optim.Adam")
+
+    def __init__(self, optimizer_cls: type, *, groups: Sequence[Mapping[str, Any]] | None = None, **kwargs: Any) -> None:
         self.optimizer_cls = optimizer_cls
+        self.groups = None if groups is None else check_groups(groups)
+        _check_arguments(optimizer_cls, kwargs, self.groups)
         self.kwargs = dict(kwargs)
 
     @property
@@ -55,10 +66,36 @@ class Optimizer(Module):
         """True once :meth:`bind` built the torch optimizer."""
         return "torch_optimizer" in self.__dict__
 
-    def bind(self, params: Iterable[Any]) -> torch.optim.Optimizer:
-        """Build the torch optimizer over ``params`` (replacing one built before); returns it."""
+    def bind(self, target: Any) -> torch.optim.Optimizer:
+        """Build the torch optimizer over a network's parameters (or, without ``groups``, any
+        iterable of parameters), replacing one built before; returns it.
+
+        Raises:
+            ConfigError: ``groups`` do not assign every parameter to exactly one group, or
+                name parameters the net does not have.
+        """
+        if self.groups is not None:
+            if not isinstance(target, torch.nn.Module):
+                raise ConfigError(
+                    "Optimizer(groups=...) names parameters, so it binds to the network: bind(net), "
+                    f"not to {type(target).__qualname__}"
+                )
+            params, names = resolve_groups(target, self.groups)
+        elif isinstance(target, torch.nn.Module):
+            named = list(target.named_parameters())
+            params, names = [p for _, p in named], [[n for n, _ in named]]
+        else:
+            params, names = target, None
         self.torch_optimizer = self.optimizer_cls(params, **self.kwargs)
+        self.__dict__["_group_names"] = names
         return self.torch_optimizer
+
+    def group_names(self) -> list[list[str]]:
+        """The parameter names of each group, in group order (after :meth:`bind` to a net)."""
+        names = self.__dict__.get("_group_names")
+        if names is None:
+            raise NotReadyError(f"{self!r} was not bound to a network (bind(net)), so its parameters have no names")
+        return [list(n) for n in names]
 
     def _opt(self) -> torch.optim.Optimizer:
         if not self.bound:
@@ -84,6 +121,11 @@ class Optimizer(Module):
     def lr(self) -> float:
         """The learning rate of the first parameter group."""
         return self._opt().param_groups[0]["lr"]
+
+    @property
+    def lrs(self) -> list[float]:
+        """The learning rate of every parameter group."""
+        return [g["lr"] for g in self._opt().param_groups]
 
     def problems(self) -> list[str]:
         return super().problems() + ([] if self.bound else ["optimizer not bound to parameters"])
@@ -121,6 +163,9 @@ class Model(Trainable):
         init_seed: a net built from an ObjectDef is initialized with torch's RNG seeded by
             this number (without touching the global RNG), so equal definitions start from
             equal weights. None: use the global RNG.
+        metrics: :mod:`ptdry.metrics` computed on every training batch and recorded as
+            ``train.<name>`` (the mean of the epoch's batch values, like ``train.loss``);
+            validation metrics are the Trainer's ``metrics``.
 
     Example:
         >>> m = Model(ObjectDef(torch.nn.Linear, 4, 2), Optimizer(torch.optim.SGD, lr=0.1),
@@ -131,6 +176,8 @@ class Model(Trainable):
         True
     """
 
+    framework = "torch"
+
     def __init__(
         self,
         net: Any,
@@ -138,6 +185,7 @@ class Model(Trainable):
         criterion: Any = None,
         *,
         init_seed: int | None = 0,
+        metrics: Any = (),
     ) -> None:
         if isinstance(net, ObjectDef):
             net = _build_net(net, init_seed)
@@ -154,12 +202,13 @@ class Model(Trainable):
         self.net = net
         self.optimizer = optimizer
         self.criterion = criterion
+        self.metric_fns = resolve_metrics(metrics)
         if optimizer is not None:
-            optimizer.bind(net.parameters())
+            optimizer.bind(net)
 
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
-        """The forward pass of the net."""
-        return self.net(*inputs, **kwargs)
+        """The forward pass of the net (NumPy inputs become tensors, see :meth:`as_tensors`)."""
+        return self.net(*self.as_tensors(inputs), **kwargs)
 
     def loss(self, outputs: Any, targets: Any) -> torch.Tensor:
         """The criterion applied to ``outputs`` and ``targets``.
@@ -169,32 +218,54 @@ class Model(Trainable):
         """
         if self.criterion is None:
             raise NotReadyError("this Model has no criterion; pass criterion=Criterion(torch.nn.CrossEntropyLoss)")
-        return self.criterion(outputs, targets)
+        return self.criterion(outputs, self.as_tensors(targets))
 
     # -- the Trainer's contract (see Trainable) -------------------------------------------------
     def train_step(self, batch: Any, trainer: Any) -> Mapping[str, Any]:
         """Forward, loss, ``trainer.backward(loss)``, ``trainer.optimizer_step()``.
 
-        ``batch`` is ``(inputs..., targets)``; override this (or ``Trainer.train_step``) for
-        other shapes of data or training.
+        ``batch`` is ``(inputs..., targets)`` of torch tensors or NumPy arrays (see
+        :meth:`as_tensors`); override this (or ``Trainer.train_step``) for other shapes of data
+        or training.
         """
-        *inputs, targets = _split(batch, "train_step")
-        loss = self.loss(self(*inputs), targets)
+        *inputs, targets = self.as_tensors(_split(batch, "train_step"))
+        outputs = self.net(*inputs)
+        loss = self.loss(outputs, targets)
         trainer.backward(loss)
         trainer.optimizer_step()
-        return {"loss": loss}
+        if not self.metric_fns:
+            return {"loss": loss}
+        o, t = as_numpy(outputs), as_numpy(targets)
+        return {"loss": loss, **{name: m(o, t) for name, m in self.metric_fns.items()}}
 
-    def eval_step(self, batch: Any, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
-        """The loss (when there is a criterion) and each metric of one batch."""
-        *inputs, targets = _split(batch, "eval_step")
+    def eval_step(self, batch: Any, metrics: Mapping[str, Metric]) -> Mapping[str, Any]:
+        """The loss (when there is a criterion) and each metric's sums of one batch; outputs
+        and targets go to the metrics as NumPy arrays (one copy off the device per batch)."""
+        *inputs, targets = self.as_tensors(_split(batch, "eval_step"))
         with torch.no_grad():
-            outputs = self(*inputs)
+            outputs = self.net(*inputs)
             out: dict[str, Any] = {}
             if self.criterion is not None:
                 out["loss"] = self.loss(outputs, targets)
-            for name, fn in metrics.items():
-                out[name] = fn(outputs, targets)
+            if metrics:
+                out.update(batch_partials(metrics, as_numpy(outputs), as_numpy(targets)))
         return out
+
+    def as_tensors(self, batch: Any) -> Any:
+        """``batch`` with every NumPy array a torch tensor, without copying
+        (``torch.from_numpy``), and dtypes made to fit the net: floating point as the net's
+        parameters (float64 data trains a float32 net), integers as int64 (class labels as
+        losses expect them). Tensors already of those dtypes are passed through unchanged.
+
+        This is where data loaders' NumPy batches become tensors: the loader stays framework
+        free and the conversion costs no copy.
+        """
+        d = self.__dict__
+        float_dtype = d.get("_dry_float_dtype")
+        if float_dtype is None:
+            float_dtype = next((p.dtype for p in self.net.parameters() if p.is_floating_point()), torch.float32)
+            d["_dry_float_dtype"] = float_dtype
+        return _tensors(batch, float_dtype)
 
     def zero_grad(self) -> None:
         self.optimizer.torch_optimizer.zero_grad(set_to_none=True)
@@ -240,14 +311,41 @@ class Model(Trainable):
         return self.net.training
 
     @torch.no_grad()
-    def predict(self, *inputs: Any) -> Any:
-        """The forward pass in evaluation mode without gradients (the mode is restored)."""
+    def predict_batch(self, *inputs: Any) -> torch.Tensor:
+        """The forward pass in evaluation mode without gradients (the mode is restored);
+        NumPy inputs are made tensors on the net's device, floats of the net's dtype
+        (float64 arrays become float32 ones, as a DataProvider does)."""
         was_training = self.net.training
         self.net.eval()
         try:
-            return self.net(*inputs)
+            return self.net(*self.as_tensors(inputs))
         finally:
             self.net.train(was_training)
+
+
+def _tensors(value: Any, float_dtype: torch.dtype) -> Any:
+    if isinstance(value, torch.Tensor):
+        t = value
+    elif isinstance(value, np.ndarray):
+        t = torch.from_numpy(value if value.flags.writeable else value.copy())
+    elif isinstance(value, (tuple, list)):
+        return type(value)(_tensors(v, float_dtype) for v in value)
+    elif isinstance(value, dict):
+        return {k: _tensors(v, float_dtype) for k, v in value.items()}
+    elif isinstance(value, np.generic):
+        t = torch.as_tensor(np.asarray(value))
+    elif structure.framework(value) == "tf":  # a TensorFlow pipeline feeding a torch net
+        return _tensors(value.numpy(), float_dtype)
+    else:
+        return value
+    if t.is_floating_point():
+        return t if t.dtype == float_dtype else t.to(float_dtype)
+    if t.dtype in _INTEGERS and t.dtype != torch.int64:
+        return t.long()
+    return t
+
+
+_INTEGERS = frozenset([torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64])
 
 
 def _split(batch: Any, step: str) -> Any:
@@ -260,15 +358,29 @@ def _split(batch: Any, step: str) -> Any:
     return batch
 
 
-def _check_arguments(optimizer_cls: type, kwargs: dict[str, Any]) -> None:
-    """Build the optimizer once over a dummy parameter, so bad arguments (``lr="0.1"``) fail
-    here, where the Optimizer is made, not later when a Model binds it."""
+def _check_arguments(optimizer_cls: type, kwargs: dict[str, Any], groups: list[dict[str, Any]] | None) -> None:
+    """Build the optimizer once over dummy parameters (one per group), so bad arguments
+    (``lr="0.1"``, a misspelled group option) fail here, where the Optimizer is made, not
+    later when a Model binds it."""
+    params: Any = [torch.zeros(1, requires_grad=True)]
+    if groups is not None:
+        params = [{**g, "params": [torch.zeros(1, requires_grad=True)]} for g in groups]
     try:
-        optimizer_cls([torch.zeros(1, requires_grad=True)], **kwargs)
+        built = optimizer_cls(params, **kwargs)
     except Exception as exc:
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) or "no arguments"
+        if groups is not None:
+            given += f", groups={groups!r}"
         add_note(exc, f"{optimizer_cls.__module__}.{optimizer_cls.__qualname__} rejected {given}")
         raise
+    known = getattr(built, "defaults", None)
+    for i, group in enumerate(groups or ()):
+        unknown = sorted(set(group) - {"params"} - set(known or group))
+        if unknown:
+            raise ConfigError(
+                f"groups[{i}] option {unknown[0]!r} is not an argument of {optimizer_cls.__qualname__} "
+                f"(its arguments: {', '.join(sorted(known))})"
+            )
 
 
 def _build_net(definition: ObjectDef, init_seed: int | None) -> torch.nn.Module:

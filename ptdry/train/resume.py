@@ -10,7 +10,8 @@
   running summary of each metric — never the records, which live in the history's store
   (a Session's database; for a bare Trainer, its memory), so the state has one format and
   its size does not grow with the run;
-- ``rng.*``: the Python, NumPy and torch global generator states;
+- ``rng``: the global generator states (Python, NumPy, and each framework in use) in one
+  entry, so the state's keys are the same whichever frameworks a process imported;
 - ``callbacks.<name>.<key>``: each callback's state (schedulers, early stopping, ...).
 
 Loading it into a tree built from the same definition and calling ``fit`` continues the run
@@ -53,7 +54,7 @@ class ResumableTrainer:
         out["history.length"] = history["length"]
         out["history.summaries"] = history["summaries"]
         rng = self.__dict__["_pending_rng"] or get_rng_state()
-        out.update({f"rng.{k}": v for k, v in rng.items()})
+        out["rng"] = dict(rng)
         for name in self._cbs.names():
             cb = self._cbs[name]
             if hasattr(cb, "state_dict"):
@@ -71,8 +72,9 @@ class ResumableTrainer:
         self.metrics.clear()
         self.metrics.update(state.get("metrics") or {})
         self._load_history(state)
-        rng = {k[4:]: v for k, v in state.items() if k.startswith("rng.")}
-        self.__dict__["_pending_rng"] = rng or None
+        # (states of earlier ptdry versions kept one ``rng.<name>`` entry per generator)
+        rng = state.get("rng") or {k[4:]: v for k, v in state.items() if k.startswith("rng.")}
+        self.__dict__["_pending_rng"] = dict(rng) if rng else None
         names = sorted(self._cbs.names(), key=len, reverse=True)  # longest first: names may hold dots
         groups: dict[str, dict[str, Any]] = {}
         for key, value in state.items():

@@ -12,6 +12,8 @@ applies all of it in order, and ``ptdry sync`` whatever it could not.
 
 Without a writer (``Session.load``, or a storage made by hand) every call goes to the
 database directly.
+
+The files a run keeps (``session.log_artifact``, record ``file/<name>``) go the same way.
 """
 
 from __future__ import annotations
@@ -19,10 +21,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping
 
-from ptdry.core.home import ptdry_home
 from ptdry.core.state import State
-from ptdry.db.artifacts import FileStore
-from ptdry.db.run_ops import CHECKPOINT_PREFIX, artifact_bytes, attach_checkpoint, detach_checkpoint, spool
+from ptdry.db.run_ops import CHECKPOINT_PREFIX, attach_checkpoint, detach_checkpoint, spool
 from ptdry.io.archive import state_from_bytes, state_to_bytes
 from ptdry.train.callbacks.checkpoint import CheckpointStorage, _check_name
 
@@ -31,6 +31,7 @@ __all__ = ["RunStorage"]
 log = logging.getLogger(__name__)
 
 PREFIX = CHECKPOINT_PREFIX
+FILE_PREFIX = "file/"
 
 
 class RunStorage(CheckpointStorage):
@@ -61,7 +62,7 @@ class RunStorage(CheckpointStorage):
         """Write ``data`` where the run's artifacts go, without the database: the local file
         store, or the spool of files the writer uploads. Returns the artifact record."""
         if self.repo.artifact_kind == "file":
-            store = self.repo._artifacts or FileStore(ptdry_home() / "artifacts")
+            store = self.repo._store("file")  # it records this database's reference to the file
         else:
             store = spool(self.run_id)
         return store.put(data, name=name, format=format)
@@ -78,6 +79,21 @@ class RunStorage(CheckpointStorage):
         record["meta"] = {**meta, "name": name}
         self._live = [r for r in self._live if r["name"] != record["name"]] + [record]
         self.writer.submit({"op": "checkpoint", "record": record})
+
+    def put_file(self, name: str, data: bytes, meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Store ``data`` as the run's file ``name`` (record ``file/<name>``), replacing a file
+        of that name. While the run is live it goes like a checkpoint: to a local file, then
+        to the database through the run's writer. Returns the record."""
+        full = FILE_PREFIX + name
+        if self.writer is None:
+            record = self.repo.artifacts.put(data, name=full, format="file")
+            record["meta"] = dict(meta or {})
+            attach_checkpoint(self.repo, self.run_id, record)
+            return record
+        record = self.put_local(data, full, format="file")
+        record["meta"] = dict(meta or {})
+        self.writer.submit({"op": "checkpoint", "record": record})
+        return record
 
     def remove(self, name: str) -> None:
         for record in self._records():
@@ -103,7 +119,7 @@ class RunStorage(CheckpointStorage):
         for record in self._records():
             if record["name"] == PREFIX + name:
                 return state_from_bytes(
-                    artifact_bytes(self.repo, record),
+                    self.repo.artifact_bytes(record),
                     trusted=getattr(self.repo, "trusted", False),
                     allowed=getattr(self.repo, "allowed", ()),
                     source=f"checkpoint {name!r} of run {self.run_id}",

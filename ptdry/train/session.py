@@ -16,19 +16,25 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import re
 import signal
 import threading
 from typing import Any, Iterable, Mapping, Sequence
 
 from ptdry.core.module import Module
-from ptdry.core.properties import Float, Instance, Int, Property, Str
+from ptdry.core.properties import Float, Instance, Int, Str
 from ptdry.core.status import utc_now
+from ptdry.context.manager import ContextManager
+from ptdry.context.request import ResourceRequest
+from ptdry.data.provider import DataProvider, as_provider
 from ptdry.db.history_store import RunHistoryStore
 from ptdry.db.interface import DBInterface
 from ptdry.db.journal import RunJournal
 from ptdry.db.repo import Repo
 from ptdry.db.run_ops import sync_journals
 from ptdry.db.run_writer import RunWriter
+from ptdry.db.uri import mask_uri
 from ptdry.errors import ConfigError, NotReadyError, StateDictError, add_note
 from ptdry.io.archive import state_to_bytes
 from ptdry.train.run_lookup import find_run_id, plan_state, replacer
@@ -54,11 +60,17 @@ class RunResult:
         return self.metrics[metric]
 
 
-def _provides(data: Any) -> bool:
-    """A DataProvider, or anything with its ``provide``/``has`` methods."""
-    if not hasattr(data, "provide"):
-        raise TypeError(f"a DataProvider is needed, not a {type(data).__qualname__}")
-    return True
+_FILE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.=+-]*(/[A-Za-z0-9_][A-Za-z0-9_.=+-]*)*\Z")
+
+
+def _file_name(path: Any, name: str | None) -> str:
+    name = os.path.basename(os.fspath(path)) if name is None else name
+    if not isinstance(name, str) or not _FILE_NAME.match(name) or ".." in name.split("/"):
+        raise ConfigError(
+            f"a run's file name must be relative, of letters, digits and . _ - = + with / between folders "
+            f"(like plots/loss.png); received {name!r}"
+        )
+    return name
 
 
 class Terminated(KeyboardInterrupt):
@@ -99,13 +111,18 @@ class Session(Module):
 
     Args:
         trainer: the :class:`Trainer` (model, looper, callbacks).
-        data: the DataProvider (train / val / test splits).
+        data: the DataProvider (train / val / test splits), or what
+            :func:`~ptdry.data.provider.as_provider` makes one of: a dict of splits, or a
+            Dataset, DataLoader, arrays ``(X, y)``, torch or TensorFlow dataset as the train split.
         db: a :class:`DBInterface` or a URI; None: the embedded default.
         name: the run's name (versions count per name); default: the class name.
         seed: seeds Python, NumPy and torch and fixes the data order.
         project: recorded on the run; queries can be scoped to it.
         tags: strings stored with the run.
         heartbeat_interval: seconds between heartbeats on the run document.
+        context: a resource request (``{"torch": {"gpu/0": 0.5}}``, ``{"num_cpus": 2}``; see
+            ``docs/contexts.md``): the whole run happens inside ``ContextManager(context)``,
+            which borrows those resources and applies their limits. None: no context.
 
     ``finish_timeout`` (a class attribute, 10 s) bounds how long the end of a run waits for
     a database that is away; what is not written by then stays in the run's journal.
@@ -116,7 +133,7 @@ class Session(Module):
     """
 
     trainer = Instance(Trainer, kind="a ptdry Trainer")
-    data = Property(validators=[_provides], doc="the DataProvider")
+    data = Instance(DataProvider, kind="a DataProvider")
     name = Str(nonempty=True, allow_none=True)
     seed = Int()
     heartbeat_interval = Float(above=0.0)
@@ -134,15 +151,21 @@ class Session(Module):
         project: str | None = None,
         tags: Sequence[str] = (),
         heartbeat_interval: float = 5.0,
+        context: Any = None,
     ) -> None:
         self.trainer = trainer
-        self.data = data
+        self.data = as_provider(data)
+        if self.data is not data:  # the definition records the provider made of it
+            self._record_argument("data", self.data)
         self.db = db if isinstance(db, DBInterface) else DBInterface(db)
+        if isinstance(db, str):  # the definition (stored with the run) never holds a password
+            self._record_argument("db", mask_uri(db))
         self.name = name
         self.seed = seed
         self.project = project
         self.tags = [tags] if isinstance(tags, str) else list(tags)
         self.heartbeat_interval = heartbeat_interval
+        self.context = None if context is None else ResourceRequest.parse(context)
         # The run's history is the trainer's: the summary and `ptdry runs` read it. Its records
         # stream to the `history` collection during the run and are read back on demand.
         self.__dict__["_dry_history"] = trainer.history
@@ -160,8 +183,18 @@ class Session(Module):
         :class:`NotReadyError`) or when the run is live in another process (a
         :class:`ConfigError`): a stored run is left as it was. Then the run document is
         written (status ``running``); whatever happens, it ends ``completed``, ``failed``
-        (the error is stored and re-raised) or ``interrupted``.
+        (the error is stored and re-raised) or ``interrupted``. With a ``context``, all of
+        it happens inside that compute context.
+
+        Raises:
+            ContextError: the context's resources cannot be had.
         """
+        if self.context is None:
+            return self._run()
+        with ContextManager(self.context):
+            return self._run()
+
+    def _run(self) -> RunResult:
         repo = Repo(self.db, project=self.project)
         trainer = self.trainer
         trainer._check_ready(self.data)
@@ -187,6 +220,7 @@ class Session(Module):
         writer.submit({"op": "truncate", "seq": len(trainer.history)})
         storage = RunStorage(repo, self.dry_id, writer=writer, artifacts=record.get("artifacts"))
         trainer.checkpoint_storage = storage
+        self._attach_waiting_files(storage)
         store = trainer.history.store
         if not (isinstance(store, RunHistoryStore) and store.run == self.dry_id):
             store = RunHistoryStore(self.db, self.dry_id)
@@ -207,7 +241,7 @@ class Session(Module):
             self.status.fail(exc)
             raise
         else:
-            self.status.complete()
+            self.status.complete(reason=trainer.status.reason)
         finally:
             _restore_sigterm(previous_sigterm)
             trainer.remove_callback("ptdry.session.journal")
@@ -251,6 +285,39 @@ class Session(Module):
                 self.dry_id, self.status.state, writer.journal.path,
             )  # fmt: skip
 
+    # -- files kept with the run ---------------------------------------------------------------------
+    def log_artifact(self, path: str | os.PathLike, name: str | None = None) -> dict[str, Any]:
+        """Keep the file at ``path`` (a plot, predictions, a report) with this run, as ``name``
+        (default: the file's name; ``/`` makes folders). Logging a name again replaces the
+        file. ``ptdry show ID`` lists the files and ``ptdry get ID NAME`` fetches one.
+
+        The bytes go to the run's artifact store (files under ``$PTDRY_HOME`` for the
+        embedded server, GridFS otherwise); called before :meth:`run`, the file is attached
+        when the run document is written; during the run, it goes through the run's
+        background writer like a checkpoint (the loop never waits on the database). Returns
+        the record.
+
+        Raises:
+            ConfigError: ``name`` is not a relative name like ``plots/loss.png``.
+            FileNotFoundError: no file at ``path``.
+        """
+        name = _file_name(path, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        meta = {"source": os.path.abspath(path), "t": utc_now()}
+        live = self.trainer.checkpoint_storage
+        if isinstance(live, RunStorage) and live.run_id == self.dry_id and live.writer is not None:
+            return live.put_file(name, data, meta)
+        repo = Repo(self.db, project=self.project)
+        if repo.modules.find_one({"_id": self.dry_id}, {"_id": 1}) is None:
+            self.__dict__.setdefault("_waiting_files", {})[name] = (data, meta)
+            return {"name": f"file/{name}", "bytes": len(data), "meta": meta, "waiting": True}
+        return RunStorage(repo, self.dry_id).put_file(name, data, meta)
+
+    def _attach_waiting_files(self, storage: RunStorage) -> None:
+        for name, (data, meta) in self.__dict__.pop("_waiting_files", {}).items():
+            storage.put_file(name, data, meta)
+
     # -- resuming and loading ----------------------------------------------------------------------
     @classmethod
     def load(
@@ -273,8 +340,9 @@ class Session(Module):
                 state stored with the run (at its end; at its start if it never ended).
                 ``"last"`` on a run without checkpoints gives that stored state.
             db: the database (default: the embedded one, or ``$PTDRY_DB_URI``).
-            data: the data to use instead of the stored one (needed when a split was a
-                torch ``Dataset``, which a state cannot hold).
+            data: the data to use instead of the stored one, in any form
+                :func:`~ptdry.data.provider.as_provider` takes (needed when a split wrapped a
+                dataset object that ptdry could not store, e.g. a big torch ``Dataset``).
             replace: ``{"dotted.path": object}`` parts of the tree to replace before the
                 stored state is loaded into it, e.g. ``{"trainer.looper": Looper(epochs=20)}``.
             strict: state keys must fit the tree exactly; False loads those that match.
@@ -311,13 +379,37 @@ class Session(Module):
         A resume that cannot start (the run is live elsewhere, data missing, a state that
         does not fit) raises before anything is written: the run stays as it was.
         """
+        return cls.prepare_resume(
+            run_id, db, which, data=data, replace=replace, strict=strict, trusted=trusted, allowed=allowed
+        ).run()
+
+    @classmethod
+    def prepare_resume(
+        cls,
+        run_id: str,
+        db: DBInterface | str | None = None,
+        which: str = "last",
+        *,
+        data: Any = None,
+        replace: Mapping[str, Any] | None = None,
+        strict: bool = True,
+        trusted: bool = False,
+        allowed: Iterable[Any] = (),
+    ) -> "Session":
+        """The Session :meth:`resume` runs, ready to continue run ``run_id`` — its checkpoint
+        ``which`` loaded, or its initial state when it has none — without running it yet (a
+        sweep worker adds its runtime callbacks first). The arguments are as for :meth:`load`.
+
+        Raises:
+            NotReadyError: the tree cannot train (e.g. data to pass again); nothing was written.
+        """
         session = cls._open(run_id, which, db, data, replace, strict, trusted, allowed, resuming=True)
         try:
             session.trainer._check_ready(session.data)
         except NotReadyError as exc:
             add_note(exc, f"Session.resume(..., data=...) takes the data again; run {session.dry_id} is left as it was")
             raise
-        return session.run()
+        return session
 
     @classmethod
     def _open(
@@ -345,7 +437,7 @@ class Session(Module):
             if not isinstance(session, Session):
                 raise ConfigError(f"{run_id!r} is a {type(session).__qualname__}, not a Session run")
             if data is not None:
-                session.data = data
+                session.data = as_provider(data)
             if which is not None:
                 session.trainer.load_checkpoint(RunStorage(repo, run_id), which, strict=strict)
         except StateDictError as exc:

@@ -13,6 +13,7 @@ import contextlib
 from typing import Any, Iterator, Mapping
 
 from ptdry.core.module import Module
+from ptdry.train.prediction import predict
 
 __all__ = ["Trainable"]
 
@@ -25,6 +26,10 @@ class Trainable(Module):
     ``.item()``) or floats; ``"loss"`` is the value NaNDetector and the progress bar watch.
     """
 
+    #: The framework computing the model (``"torch"``, ``"tensorflow"``), for determinism
+    #: settings and comparison tables; None: unknown.
+    framework: str | None = None
+
     def train_step(self, batch: Any, trainer: Any) -> Mapping[str, Any]:
         """One optimization step on ``batch``; returns ``{"loss": ..., ...}``.
 
@@ -34,8 +39,10 @@ class Trainable(Module):
         raise NotImplementedError(f"{type(self).__name__} does not implement train_step(batch, trainer)")
 
     def eval_step(self, batch: Any, metrics: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Loss and ``metrics`` (``{name: fn(outputs, targets)}``) of one evaluation batch,
-        as batch means, without changing the model."""
+        """Loss (a batch mean) and ``metrics`` (``{name: ptdry.metrics.Metric}``) of one
+        evaluation batch, without changing the model: each metric's
+        :class:`~ptdry.metrics.Partial` (``batch_partials(metrics, outputs, targets)`` with
+        NumPy outputs and targets), which the Trainer adds up exactly over the split."""
         raise NotImplementedError(f"{type(self).__name__} does not implement eval_step(batch, metrics)")
 
     def zero_grad(self) -> None:
@@ -71,6 +78,47 @@ class Trainable(Module):
             yield self
         finally:
             self.train(was_training)
+
+    def predict_batch(self, *inputs: Any) -> Any:
+        """The outputs for one batch of inputs (NumPy arrays), in inference mode, as an array
+        or a framework tensor."""
+        raise NotImplementedError(f"{type(self).__name__} does not implement predict_batch(*inputs)")
+
+    def predict(self, data: Any, batch_size: int | None = None, *, split: str = "test") -> Any:
+        """The model's outputs over ``data`` as a :class:`~ptdry.data.numpy_dataset.NumpyDataset`:
+        every framework's models output data the same way (DRYML's "all models output data in
+        the form of Datasets").
+
+        Batches are read as the Trainer's steps read them: ``(inputs..., targets)`` when a
+        batch is a tuple of two or more parts, else inputs only. With targets the result is
+        supervised, ``NumpyDataset((outputs, targets))``, else ``NumpyDataset(outputs)``; both
+        are one batch of every row, in the data's order (``.peek()`` gives the arrays,
+        ``.unbatch()`` the rows).
+
+        Args:
+            data: an array or tensor of inputs, a tuple ``(X, ..., y)`` (``(X,)`` for inputs
+                only), a ptdry Dataset of any backend (NumPy, torch, TensorFlow), a
+                DataLoader (read in order, unshuffled, every row), a DataProvider (its
+                ``split``), a torch ``Dataset`` or a ``tf.data.Dataset``.
+            batch_size: rows per forward pass; None: a DataLoader's (or a DataProvider's)
+                batch size, a batched iterable dataset's own batches, else 256.
+            split: the DataProvider's split.
+
+        Raises:
+            ConfigError: ``data`` of another kind, arrays of different lengths, no samples.
+
+        Example:
+            >>> import numpy as np, torch
+            >>> from ptdry import Model, NumpyDataset, ObjectDef
+            >>> model = Model(ObjectDef(torch.nn.Linear, 3, 2))
+            >>> X, y = np.zeros((5, 3), np.float32), np.arange(5)
+            >>> predicted = model.predict(NumpyDataset((X, y)).torch(), batch_size=2)
+            >>> predicted.supervised, [a.shape for a in predicted.peek()]
+            (True, [(5, 2), (5,)])
+            >>> model.predict(X).supervised
+            False
+        """
+        return predict(self, data, batch_size, split)
 
     def training_problems(self) -> list[str]:
         """Why this model cannot be trained (e.g. no optimizer); empty when it can."""

@@ -14,16 +14,18 @@ import sys
 from typing import Any, Callable, Mapping
 
 from ptdry.core.module import Module
-from ptdry.core.properties import Instance, Int
+from ptdry.core.properties import Bool, Choice, Instance, Int
 from ptdry.core.statistic import Statistic
+from ptdry.data.provider import as_provider
 from ptdry.errors import ConfigError, NotReadyError, add_note
+from ptdry.metrics import Accumulator, resolve_metrics
+from ptdry.train.callbacks.epoch_printer import EpochPrinter
 from ptdry.train.callbacks.nan_detector import NaNDetector
 from ptdry.train.callbacks.progress_bar import ProgressBar
 from ptdry.train.looper import Looper
-from ptdry.train.metrics import resolve_metrics
 from ptdry.train.trainable import Trainable
 from ptdry.train.resume import ResumableTrainer
-from ptdry.train.rng import seed_everything, set_rng_state
+from ptdry.train.rng import enable_determinism, seed_everything, set_rng_state
 from ptdry.train.triggers import unknown_triggers, unwrap
 
 __all__ = ["Trainer"]
@@ -44,6 +46,24 @@ class _Run:
         self.stop_reason: str | None = None
 
 
+def _interactive() -> bool:
+    """Stdout and stderr are terminals, or this is a notebook kernel (tqdm.auto draws there)."""
+    if "ipykernel" in sys.modules:
+        return True
+    return all(bool(getattr(s, "isatty", lambda: False)()) for s in (sys.stdout, sys.stderr))
+
+
+def _resolve_verbose(verbose: int | str, progress_bar: bool | None) -> int:
+    """0, 1 or 2 from ``verbose`` and the former ``progress_bar`` switch."""
+    if progress_bar is not None:
+        if verbose != "auto":
+            raise ConfigError(f"give verbose= or progress_bar=, not both; received verbose={verbose!r}, progress_bar={progress_bar!r}")
+        return 1 if progress_bar else 0
+    if verbose == "auto":
+        return 1 if _interactive() else 2
+    return int(verbose)
+
+
 class Trainer(ResumableTrainer, Module):
     """Trains a :class:`Model` on a DataProvider's splits, calling callbacks on every event.
 
@@ -52,11 +72,22 @@ class Trainer(ResumableTrainer, Module):
         looper: epochs, batch size, validation frequency; default ``Looper()``.
         callbacks: callbacks in the order they are called (filters such as ``Every(cb,
             steps=10)`` included).
-        metrics: computed on validation and test splits besides the loss: names
-            (``"accuracy"``) or functions ``fn(outputs, targets) -> batch mean``.
-        progress_bar: add a :class:`ProgressBar`; None: only when stderr is a terminal.
+        metrics: computed on validation and test splits besides the loss, over NumPy
+            outputs (:mod:`ptdry.metrics`): names (``"accuracy"``, ``"f1"``, ...), Metric
+            objects (``TopKAccuracy(k=3)``) or functions ``fn(outputs, targets) -> batch mean``
+            taking NumPy arrays. Exact over the split (not a mean of batch values).
+        verbose: what to show while training: ``0`` nothing, ``1`` a progress bar,
+            ``2`` one line per epoch (:class:`EpochPrinter`); ``"auto"``: a bar when stdout
+            and stderr are terminals (or in a notebook), else one line per epoch — so logs of
+            nohup, SLURM or CI jobs get readable lines.
+        progress_bar: the former switch: ``True`` is ``verbose=1``, ``False`` is ``verbose=0``.
         detect_nan: add ``NaNDetector(action="raise")`` unless a NaNDetector is given.
         log_every_n_steps: record the per-step values (``step.loss``) every n steps.
+        deterministic: make the model's framework pick deterministic kernels when ``fit``
+            starts (torch's ``use_deterministic_algorithms``, TensorFlow's
+            ``enable_op_determinism``; process-wide, it stays on). With equal thread counts
+            a resumed CPU run is then bitwise identical to one never stopped, in TensorFlow
+            too (torch's CPU kernels are deterministic anyway).
 
     Example:
         >>> import torch
@@ -73,8 +104,10 @@ class Trainer(ResumableTrainer, Module):
     """
 
     model = Instance(Trainable, kind="a ptdry Model(net, optimizer, criterion) or another Trainable")
+    verbose = Choice(["auto", 0, 1, 2])
     looper = Instance(Looper, kind="a Looper(epochs=..., batch_size=...)")
     log_every_n_steps = Int(min=1)
+    deterministic = Bool()
 
     def __init__(
         self,
@@ -83,9 +116,11 @@ class Trainer(ResumableTrainer, Module):
         callbacks: Any = (),
         metrics: Any = ("accuracy",),
         *,
+        verbose: int | str = "auto",
         progress_bar: bool | None = None,
         detect_nan: bool = True,
         log_every_n_steps: int = 1,
+        deterministic: bool = False,
     ) -> None:
         if not isinstance(callbacks, (list, tuple)):
             raise ConfigError(f"callbacks must be a list of callbacks; received {type(callbacks).__qualname__}")
@@ -93,6 +128,7 @@ class Trainer(ResumableTrainer, Module):
         self.looper = looper if looper is not None else Looper()
         self.metric_fns = resolve_metrics(metrics)
         self.log_every_n_steps = log_every_n_steps
+        self.deterministic = deterministic
         self.metrics: dict[str, float] = {}
         self.seed: int | None = None
         d = self.__dict__
@@ -102,10 +138,14 @@ class Trainer(ResumableTrainer, Module):
             self.add_callback(NaNDetector())
         for cb in callbacks:
             self.add_callback(cb)
-        if progress_bar is None:
-            progress_bar = bool(getattr(sys.stderr, "isatty", lambda: False)())
-        if progress_bar and not any(isinstance(unwrap(cb), ProgressBar) for cb in callbacks):
+        self.verbose = verbose
+        shown = _resolve_verbose(verbose, progress_bar)
+        if any(isinstance(unwrap(cb), (ProgressBar, EpochPrinter)) for cb in callbacks):
+            shown = 0  # the user chose how progress is shown
+        if shown == 1:
             self.add_callback(ProgressBar())
+        elif shown == 2:
+            self.add_callback(EpochPrinter())
 
     # -- callbacks -----------------------------------------------------------------------------
     def add_callback(self, callback: Any, name: str | None = None) -> Any:
@@ -175,7 +215,8 @@ class Trainer(ResumableTrainer, Module):
         the loaded state left off.
 
         Args:
-            data: a DataProvider (anything with ``provide``, ``has`` and ``problems``).
+            data: a DataProvider, or what :func:`~ptdry.data.provider.as_provider` makes one
+            of (a DataLoader, a Dataset or ``(X, y)`` arrays as the train split).
             seed: seeds Python, NumPy and torch at the start of a fresh run and fixes the data
                 order; default 0. A resumed run keeps its saved seed.
             resume_state: a state from :meth:`state_dict` (e.g. a checkpoint) to load first.
@@ -189,8 +230,11 @@ class Trainer(ResumableTrainer, Module):
         """
         if resume_state is not None:
             self.load_state_dict(resume_state)
+        data = as_provider(data) if not hasattr(data, "provide") else data
         self._check_ready(data)
         looper, run, d = self.looper, self._run, self.__dict__
+        if self.deterministic:
+            enable_determinism(self.model.framework)
         resumed = looper.started
         if resumed:
             if seed is not None and self.seed is not None and seed != self.seed:
@@ -215,7 +259,7 @@ class Trainer(ResumableTrainer, Module):
             self._handle_exception(exc)
             raise
         run.stop_reason = None
-        self.status.complete()
+        self.status.complete(reason)
         return dict(self.metrics)
 
     __call__ = fit
@@ -241,11 +285,11 @@ class Trainer(ResumableTrainer, Module):
         run.in_epoch = True
         if not looper.mid_epoch:
             run.acc_count, run.acc_sums = 0, {}
-            self._fire("on_epoch_start", step=looper.steps_done, epoch=epoch, num_batches=len(batches))
+            self._fire("on_epoch_start", step=looper.steps_done, epoch=epoch, num_batches=batches.num_batches)
         self.model.train()
         sums, log_every = run.acc_sums, self.log_every_n_steps
         batch_idx = looper.batches_done
-        for batch in batches:
+        for batch in batches.remaining():
             step = looper.steps_done + 1
             if cbs.handlers("on_step_start"):
                 self._fire("on_step_start", step=step, epoch=epoch, batch_idx=batch_idx, batch=batch)
@@ -307,7 +351,8 @@ class Trainer(ResumableTrainer, Module):
         self.model.optimizer_step()
 
     def eval_step(self, batch: Any) -> Mapping[str, Any]:
-        """Loss and metrics of one validation/test batch (batch means); override freely."""
+        """Loss (a batch mean) and metrics (:class:`~ptdry.metrics.Partial` sums, or batch
+        means) of one validation/test batch; override freely."""
         return self.model.eval_step(batch, self.metric_fns)
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -316,15 +361,12 @@ class Trainer(ResumableTrainer, Module):
         ``"<split>.<metric>"``; fires on_validation_start/end. Returns ``{metric: value}``."""
         step, epoch = self.looper.steps_done, self.epoch
         self._fire("on_validation_start", step=step, epoch=epoch, split=split)
-        sums: dict[str, float] = {}
-        n = 0
+        acc = Accumulator()
+        data = as_provider(data) if not hasattr(data, "provide") else data
         with self.model.evaluating():
-            for batch in data.provide(split, self.looper.batch_size):
-                size = len(batch[0])
-                for k, v in self.eval_step(batch).items():
-                    sums[k] = sums.get(k, 0.0) + (v.item() if hasattr(v, "item") else float(v)) * size
-                n += size
-        values = {k: s / n for k, s in sums.items()}
+            for batch in data.provide(split, self.looper.batch_size).batches():
+                acc.add(self.eval_step(batch), len(batch[0]))
+        values = acc.results()
         stat = self.log(split, values, step=step, epoch=epoch)
         self._fire("on_validation_end", step=step, epoch=epoch, split=split, metrics=dict(stat))
         return values

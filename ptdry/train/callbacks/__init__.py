@@ -2,6 +2,7 @@
 
 from ptdry.train.callbacks.checkpoint import Checkpoint, CheckpointStorage, DirectoryStorage, MemoryStorage
 from ptdry.train.callbacks.early_stopping import EarlyStopping
+from ptdry.train.callbacks.epoch_printer import EpochPrinter
 from ptdry.train.callbacks.lr_scheduler import LRScheduler
 from ptdry.train.callbacks.metric_logger import MetricLogger
 from ptdry.train.callbacks.monitor import MonitorCallback
@@ -14,6 +15,7 @@ __all__ = [
     "CheckpointStorage",
     "DirectoryStorage",
     "EarlyStopping",
+    "EpochPrinter",
     "LRScheduler",
     "MemoryStorage",
     "MetricLogger",

@@ -23,12 +23,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ptdry.db.matcher import validate_filter
 from ptdry.errors import SelectorError
 
-__all__ = ["KNOWN_FIELDS", "parse_where"]
+__all__ = ["KNOWN_FIELDS", "parse_where", "resolve_path"]
 
 #: Top-level fields of a stored run, used as they are (no ``prefix_unknown``).
 KNOWN_FIELDS = frozenset(
@@ -54,6 +54,10 @@ _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*\Z")
 _INT = re.compile(r"[+-]?\d+\Z")
 _FLOAT = re.compile(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?\Z")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?\Z")
+#: Words made of a number's characters only (``1.2.3``, ``1e-3.5``, ``-.``): meant as numbers.
+_NUMBER_LIKE = re.compile(r"[+-]?[\d.]*\d[\d.]*([eE][+-]?[\d.]*)?\Z|[+-]?\.?[eE]?\Z")
+#: Words shaped like a date (``2024-13-01``, ``2024-05-01T25``): meant as dates.
+_DATE_LIKE = re.compile(r"\d{4}-\d{1,2}-\d{1,2}([T ][\d:.]*)?\Z")
 
 
 class _Token:
@@ -69,8 +73,17 @@ class _Token:
         return "the end of the expression" if self.kind == "end" else repr(self.text)
 
 
-def parse_where(text: str, aliases: Mapping[str, str] = {}, prefix_unknown: str = "") -> dict:  # noqa: B006
+def parse_where(
+    text: str,
+    aliases: Mapping[str, str] = {},  # noqa: B006
+    prefix_unknown: str = "",
+    resolve: Callable[[str], str] | None = None,
+) -> dict:
     """Turn a ``--where`` text into a validated MongoDB filter.
+
+    Bare words that look like numbers or dates must be valid ones (``1e-3x`` and
+    ``2024-13-01`` are errors, not text), and ``<``, ``<=``, ``>``, ``>=`` need a number, a
+    date or a quoted string: nothing silently turns into a comparison of text.
 
     Args:
         text: a JSON filter (starting with ``{``) or an expression such as
@@ -78,6 +91,8 @@ def parse_where(text: str, aliases: Mapping[str, str] = {}, prefix_unknown: str 
         aliases: field names mapped to stored paths (``{"status": "status.state"}``).
         prefix_unknown: put before paths that are neither aliases nor known top-level fields
             (``"config."``: ``lr`` means ``config.lr``).
+        resolve: maps each path as written to the stored path instead of ``aliases`` and
+            ``prefix_unknown`` (e.g. the runs table's column names).
 
     Raises:
         SelectorError: the text cannot be parsed (the message gives the column and what was
@@ -89,7 +104,7 @@ def parse_where(text: str, aliases: Mapping[str, str] = {}, prefix_unknown: str 
         return _parse_json(text)
     if not text.strip():
         return {}
-    parser = _Parser(text, aliases, prefix_unknown)
+    parser = _Parser(text, aliases, prefix_unknown, resolve)
     return validate_filter(parser.parse())
 
 
@@ -104,10 +119,11 @@ def _parse_json(text: str) -> dict:
 
 
 class _Parser:
-    def __init__(self, text: str, aliases: Mapping[str, str], prefix: str) -> None:
+    def __init__(self, text: str, aliases: Mapping[str, str], prefix: str, resolver: Callable[[str], str] | None) -> None:
         self.text = text
         self.aliases = aliases
         self.prefix = prefix
+        self.resolver = resolver
         self.tokens = _tokenize(text)
         self.pos = 0
 
@@ -181,6 +197,12 @@ class _Parser:
             self.advance()
             op = "~" if op_tok.is_word("matches") else op_tok.text
             value = self.value(op_tok)
+            if op in ("<", "<=", ">", ">=") and self.tokens[self.pos - 1].kind == "word" and isinstance(value, str):
+                what = "is not a valid number or date" if value[:1] in "0123456789+-." else "is a word"
+                raise self.error(
+                    f"{op!r} compares numbers or dates, and {value!r} {what} (quote it to compare text)",
+                    self.tokens[self.pos - 1],
+                )
             if op == "~":
                 return {path: {"$regex": self.pattern(value, op_tok)}}
             mongo_op = _OPERATORS[op]
@@ -188,14 +210,9 @@ class _Parser:
         raise self.error(f"expected an operator ({_OP_LIST}) after {tok.text!r}, found {op_tok.describe()}", op_tok)
 
     def resolve(self, path: str) -> str:
-        first, _, rest = path.partition(".")
-        if path in self.aliases:
-            return self.aliases[path]
-        if first in KNOWN_FIELDS:
-            return path
-        if first in self.aliases:
-            return f"{self.aliases[first]}.{rest}" if rest else self.aliases[first]
-        return self.prefix + path
+        if self.resolver is not None:
+            return self.resolver(path)
+        return resolve_path(path, self.aliases, self.prefix)
 
     def value(self, after: _Token) -> Any:
         tok = self.tok
@@ -206,7 +223,10 @@ class _Parser:
             return tok.value
         if tok.kind == "word" and tok.text.lower() not in _KEYWORDS:
             self.advance()
-            return _word_value(tok.text)
+            try:
+                return _word_value(tok.text)
+            except ValueError as exc:
+                raise self.error(str(exc), tok) from None
         hint = " (quote it to mean the word)" if tok.kind == "word" else ""
         raise self.error(f"expected a value after {after.text!r}, found {tok.describe()}{hint}")
 
@@ -238,6 +258,25 @@ class _Parser:
         return value
 
 
+def resolve_path(path: str, aliases: Mapping[str, str] = {}, prefix_unknown: str = "") -> str:  # noqa: B006
+    """The stored field a ``--where`` / ``--sort`` name stands for: an alias, a known top-level
+    field (``summary.val.loss``), or ``prefix_unknown`` + the name (``lr`` → ``config.lr``).
+
+    Raises:
+        SelectorError: ``path`` is not names of letters, digits and ``_`` joined by dots.
+    """
+    if not _PATH.match(path):
+        raise SelectorError(f"expected a field name like lr or trainer.optimizer.lr; received {path!r}")
+    first, _, rest = path.partition(".")
+    if path in aliases:
+        return aliases[path]
+    if first in KNOWN_FIELDS:
+        return path
+    if first in aliases:
+        return f"{aliases[first]}.{rest}" if rest else aliases[first]
+    return prefix_unknown + path
+
+
 def _joined(op: str, parts: list[dict]) -> dict:
     if len(parts) == 1:
         return parts[0]
@@ -260,8 +299,12 @@ def _word_value(text: str) -> Any:
     if _DATE.match(text):
         try:
             return dt.datetime.fromisoformat(text)
-        except ValueError:
-            return text
+        except ValueError as exc:
+            raise ValueError(f"{text!r} is not a valid date ({exc}; quote it to mean the text)") from None
+    if _DATE_LIKE.match(text):
+        raise ValueError(f"{text!r} is not a valid date (use 2024-05-01 or 2024-05-01T12:30; quote it to mean the text)")
+    if _NUMBER_LIKE.match(text):
+        raise ValueError(f"{text!r} is not a valid number (like 3, -2.5 or 1e-3; quote it to mean the text)")
     return text
 
 
