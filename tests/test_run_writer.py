@@ -223,3 +223,23 @@ def test_a_batch_keeps_the_order_that_matters_and_skips_checkpoints_removed_with
     apply_ops(repo, "r", [{"op": "checkpoint", "record": gone}, {"op": "remove", "record": gone}])
     assert not (tmp_path / "artifacts" / gone["ref"][:2] / gone["ref"]).exists()
     assert len(repo.modules.find_one({"_id": "r"})["artifacts"]) == 3
+
+
+def test_a_run_that_ends_with_writes_left_says_so_on_its_document_until_its_end_is_applied(tmp_path, monkeypatch, caplog):
+    from ptdry import Looper
+    from ptdry.db.repo import Repo
+
+    monkeypatch.setenv("PTDRY_HOME", str(tmp_path))
+    repo = Repo("mongomock://history-pending")
+    run = Looper(epochs=2)  # any stored object stands for the run here
+    repo.add_object(run)
+    writer = RunWriter(repo.db, run.dry_id, journal_dir=tmp_path / "journal", sync_others=False)
+    writer.write(_stats(run.dry_id, [1])[0])
+    lost = {"name": "checkpoint/ckpt-1", "store": "spool", "ref": "gone", "sha256": "0" * 64, "bytes": 1}
+    writer.submit({"op": "checkpoint", "record": lost})  # its spooled file is missing: refused
+    assert writer.close(timeout=2.0) is False
+    assert "the database refused a journaled operation" in caplog.text
+    assert repo.modules.find_one({"_id": run.dry_id})["history_pending"] is True  # shown by `ptdry ui`
+    state = repo.artifacts.put(b"final state", name="state")
+    repo.write_object(repo.object_contents(run), state)  # the run's end, applied
+    assert "history_pending" not in repo.modules.find_one({"_id": run.dry_id})
