@@ -28,7 +28,7 @@ from ptdry.db.selector import as_filter
 from ptdry.db.versions import next_value
 from ptdry.errors import ConfigError, DBError, MultipleFoundError, NotFoundError, SerializationError, UntrustedArchiveError
 
-__all__ = ["Record", "Repo", "flat_summary", "nest_summary"]
+__all__ = ["Record", "Repo", "flat_summary", "get_path", "nest_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -57,15 +57,7 @@ class Record(Mapping[str, Any]):
 
     def get_path(self, path: str, default: Any = None) -> Any:
         """Value at a dotted path (``"config.trainer.optimizer.lr"``), or ``default``."""
-        value: Any = self._doc
-        for part in path.split("."):
-            if isinstance(value, Mapping) and part in value:
-                value = value[part]
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                return default
-        return value
+        return get_path(self._doc, path, default)
 
     def __getitem__(self, key: str) -> Any:
         return self._doc[key]
@@ -627,6 +619,20 @@ def _replaced(artifact: Mapping[str, Any]) -> bool:
     :meth:`Repo.write_object`) and its source files."""
     name = artifact.get("name", "")
     return name in ("state", "state/initial") or name.startswith(SOURCE_PREFIX)
+
+
+def get_path(doc: Any, path: str, default: Any = None) -> Any:
+    """The value at dotted ``path`` of a stored document (``"summary.val.loss.best"``; list
+    items by index), or ``default`` when a part is missing."""
+    value: Any = doc
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return default
+    return value
 
 
 def nest_summary(summary: Mapping[str, Any]) -> dict[str, Any]:

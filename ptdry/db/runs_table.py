@@ -292,6 +292,8 @@ def runs_table(
 ) -> tuple[list[str], list[list[str]]]:
     """``(header, rows)`` of the runs table: id, name, version, status, created, the config
     values that differ between the runs, and the best value of a few metrics."""
+    from ptdry.db.repo import get_path
+
     config_paths = [f"config.{c}" for c in varying_config(records, config_columns)]
     metric_paths = [f"summary.{m}.best" for m in metric_columns(records, metric_count)]
     fixed = ["_id", "name", "version", "status.state", "created_at"]
@@ -300,18 +302,7 @@ def runs_table(
     for rec in records:
         row = [str(rec["_id"])[:8], str(rec.get("name", "")), str(rec.get("version", "")), display_state(rec, now)]
         row.append(format_value(rec.get("created_at")) if isinstance(rec.get("created_at"), dt.datetime) else "")
-        row += [format_value(_get(rec, p)) for p in config_paths + metric_paths]
+        row += [format_value(get_path(rec, p)) for p in config_paths + metric_paths]
         rows.append(row)
     return header, rows
 
-
-def _get(doc: Mapping[str, Any], path: str) -> Any:
-    value: Any = doc
-    for part in path.split("."):
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
