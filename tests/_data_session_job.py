@@ -72,7 +72,7 @@ def make_session(db, mode: str, h5path: str | None = None, name: str = "data-e2e
                 criterion=Criterion(torch.nn.CrossEntropyLoss),
             ),
             looper=Looper(epochs=2),
-            callbacks=[Checkpoint(every_n_steps=4, every_n_epochs=None, keep_last=2)],
+            callbacks=[Checkpoint(every_n_steps=4, every_n_epochs=None, save_last=2, save_top_k=0)],
             progress_bar=False,
         ),
         data=data_for(mode, h5path, num_workers),

@@ -1,7 +1,9 @@
 """A small digits session for the end-to-end tests; run as a script it can kill itself.
 
-    python tests/_session_job.py URI DATABASE STEP [SIGNAL]
-prints the run id, then trains; at STEP (0: never) it sends itself SIGNAL (default SIGKILL).
+    python tests/_session_job.py URI DATABASE STEP [SIGNAL | stopdb]
+prints the run id, then trains; at STEP (0: never) it sends itself SIGNAL (default SIGKILL),
+or with ``stopdb`` stops the embedded database of its ``$PTDRY_HOME`` and trains on. URI
+``-`` is the embedded default database.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def splits(n: int = 600):
 
 
 def make_session(db, *, epochs=3, callbacks=(), checkpoint=None, name="e2e", seed=0) -> Session:
-    checkpoint = checkpoint or Checkpoint(every_n_steps=4, every_n_epochs=None, keep_last=2)
+    checkpoint = checkpoint or Checkpoint(every_n_steps=4, every_n_epochs=None, save_last=2, save_top_k=0)
     return Session(
         name=name,
         trainer=Trainer(
@@ -57,12 +59,28 @@ class SignalAt:
             os.kill(os.getpid(), self.signum)
 
 
+class StopDBAt:
+    """A plain callback that stops the embedded database at step ``step``."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, step: int, **_):
+        if step == self.step:
+            from ptdry.db.server import EmbeddedServer
+
+            EmbeddedServer().stop()
+
+
 if __name__ == "__main__":
     uri, database, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    signum = getattr(signal, sys.argv[4]) if len(sys.argv) > 4 else signal.SIGKILL
+    action = sys.argv[4] if len(sys.argv) > 4 else "SIGKILL"
     torch.set_num_threads(1)
-    session = make_session(DBInterface(uri, database=database))
-    if kill_at:
-        session.trainer.add_callback(SignalAt(kill_at, signum))
+    session = make_session(DBInterface(None if uri == "-" else uri, database=database, timeout=1.0))
+    if kill_at and action == "stopdb":
+        session.trainer.add_callback(StopDBAt(kill_at))
+        session.finish_timeout = 0.5
+    elif kill_at:
+        session.trainer.add_callback(SignalAt(kill_at, getattr(signal, action)))
     print(session.dry_id, flush=True)
     session.run()

@@ -42,7 +42,7 @@ def make_session(db, *, epochs: int = 3, name: str = "tiny") -> Session:
                 criterion=Criterion(torch.nn.CrossEntropyLoss),
             ),
             looper=Looper(epochs=epochs, batch_size=16),
-            callbacks=[Checkpoint(every_n_steps=2, every_n_epochs=None, keep_last=1), KillAt()],
+            callbacks=[Checkpoint(every_n_steps=2, every_n_epochs=None, save_last=1, save_top_k=0), KillAt()],
             progress_bar=False,
         ),
         data=DataProvider(**splits()),

@@ -32,7 +32,7 @@ def splits(n: int = 600):
 def make_session(db, *, epochs=3, callbacks=(), checkpoint=None, name="e2e-keras", seed=0) -> Session:
     import keras
 
-    checkpoint = checkpoint or Checkpoint(every_n_steps=4, every_n_epochs=None, keep_last=2)
+    checkpoint = checkpoint or Checkpoint(every_n_steps=4, every_n_epochs=None, save_last=2, save_top_k=0)
     return Session(
         name=name,
         trainer=Trainer(

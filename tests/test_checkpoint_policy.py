@@ -50,7 +50,7 @@ def test_without_validation_the_default_keeps_only_the_latest_and_no_best():
     trainer = Trainer(make_model(), Looper(epochs=3, batch_size=4), [Checkpoint(storage=storage)], progress_bar=False)
     trainer.fit(tiny(val=False), seed=0)
     assert storage.names() == ["ckpt-e0003-s00000006"]
-    with pytest.raises(NotFoundError, match=r"no checkpoint to load as 'best'"):
+    with pytest.raises(NotFoundError, match=r"no checkpoint recorded a finite value of val.loss, so none is best"):
         select_checkpoint(storage.list(), "best")
 
 
@@ -83,7 +83,7 @@ def test_a_nan_first_score_never_counts_as_best():
 def test_only_nan_scores_leave_no_best_checkpoint():
     kept, storage = run([math.nan, math.nan], Checkpoint(storage=MemoryStorage()))
     assert kept == [2]
-    with pytest.raises(NotFoundError, match=r"no checkpoint to load as 'best'; the storage holds \['ckpt-e0002-s00000004'\]"):
+    with pytest.raises(NotFoundError, match=r"no checkpoint recorded a finite value of val.loss, so none is best \(the storage holds \['ckpt-e0002-s00000004'\]\)"):
         select_checkpoint(storage.list(), "best")
 
 

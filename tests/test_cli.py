@@ -15,9 +15,9 @@ import pytest
 
 from ptdry import Module, Statistic
 from ptdry.cli.main import main
-from ptdry.cli.runs_table import column_name, field_path
-from ptdry.db.history_writer import HistoryWriter
+from ptdry.db.runs_table import column_name, field_path
 from ptdry.db.interface import DBInterface
+from ptdry.db.journal import RunJournal, db_key
 from ptdry.db.repo import Repo
 
 
@@ -209,17 +209,25 @@ def test_to_dataframe_includes_summary_metrics(repo):
 
 
 # -- history ----------------------------------------------------------------------------------
-def test_sync_writes_journaled_history_once(uri, tmp_path, capsys):
-    coll = DBInterface(uri).collection("history")
-    down = HistoryWriter(lambda: (_ for _ in ()).throw(ConnectionError("down")), "r1", journal_dir=tmp_path)
-    for step in range(5):
-        down.write(Statistic("train", {"loss": 0.1}, step=step))
-    assert down.close(timeout=0.5) is False
+def test_sync_applies_a_journal_left_behind_once(repo, uri, tmp_path, capsys):
+    from ptdry.db.history_store import history_document
+
+    rec = repo.find({"version": 1})[0]
+    journal = RunJournal.open(tmp_path, rec.id, db_key(repo.db))  # what a process cut off from the database leaves
+    journal.append([history_document(rec.id, i, Statistic("train", {"loss": 0.1}, step=i)) for i in range(5)], fsync=True)
+    journal.release()
+    other = RunJournal.open(tmp_path, "elsewhere", db_key(DBInterface("mongodb://db.example:27017/")))
+    other.release()
     assert main(["--db", uri, "sync", "--journal-dir", str(tmp_path)]) == 0
-    assert coll.count_documents({"run": "r1"}) == 5
+    out = capsys.readouterr().out
+    assert f"{rec.id}: 5 history records, 0 checkpoints" in out
+    assert "elsewhere: belongs to mongodb:db.example:27017/ptdry" in out
+    coll = repo.db.collection("history")
+    assert coll.count_documents({"run": rec.id}) == 5
+    (tmp_path / "elsewhere.jsonl").unlink()
     assert main(["--db", uri, "sync", "--journal-dir", str(tmp_path)]) == 0
     assert "nothing to sync" in capsys.readouterr().out
-    assert coll.count_documents({"run": "r1"}) == 5
+    assert coll.count_documents({"run": rec.id}) == 5
 
 
 def test_help_of_every_command_works(capsys):

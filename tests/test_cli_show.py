@@ -12,6 +12,7 @@ from _train_helpers import digits, make_model
 
 from ptdry.cli.main import main
 from ptdry.core.callback import Callback
+from ptdry.db.repo import Repo
 from ptdry.errors import ConfigError
 from ptdry.train.callbacks.checkpoint import Checkpoint
 from ptdry.train.looper import Looper
@@ -158,6 +159,30 @@ def test_logging_a_name_again_replaces_the_file(db_name, tmp_path):
     files = [a for a in again.db({"_id": run.run_id})[0]["artifacts"] if a["name"].startswith("file/")]
     assert [a["name"] for a in files] == ["file/p.csv", "file/q.csv"]
     assert again.db.db["fs.files"].count_documents({"filename": "file/p.csv"}) == 1  # the old bytes are gone
+
+
+class LogsAFileEachEpoch(Callback):
+    def __init__(self, path):
+        self.path = path
+        self.records = []
+
+    def on_session_start(self, session, **_):
+        self.__dict__["_session"] = session  # runtime wiring, not a child
+
+    def on_epoch_end(self, epoch, **_):
+        with open(self.path, "w") as f:
+            f.write(f"epoch {epoch}")
+        self.records.append(self.__dict__["_session"].log_artifact(self.path))
+
+
+def test_a_file_logged_during_the_run_goes_through_its_writer(db_name, tmp_path):
+    logs = LogsAFileEachEpoch(str(tmp_path / "epoch.txt"))
+    run = session(f"mongomock://{db_name}", callbacks=[logs])
+    run.run()
+    assert [r["store"] for r in logs.records] == ["spool", "spool"]  # a local file: the loop never waits on GridFS
+    files = [a for a in run.db({"_id": run.run_id})[0]["artifacts"] if a["name"].startswith("file/")]
+    assert [(a["name"], a["store"]) for a in files] == [("file/epoch.txt", "gridfs")]
+    assert Repo(run.db).artifact_bytes(files[0]) == b"epoch 2"
 
 
 @pytest.mark.parametrize("name", ["../escape.txt", "/abs.txt", "a//b", ""])

@@ -114,3 +114,19 @@ def test_a_write_the_server_refuses_is_a_dberror_and_leaves_no_artifact(any_db, 
         repo.add_object(Tiny(2), name="refused")
     assert repo.modules.count_documents({}) == 0
     assert _artifact_count(repo) == 0
+
+
+def test_a_refused_write_object_keeps_the_state_its_caller_stored(any_db, monkeypatch):
+    from pymongo.errors import WriteError
+
+    repo = Repo(any_db)
+    obj = Tiny(3)
+    state = repo.artifacts.put(b"the run's final state", name="state", format="ptdry-state")  # e.g. uploaded from a journal
+
+    def refuse(new, changed):
+        raise WriteError("document failed validation", 121)
+
+    monkeypatch.setattr(repo, "_write_documents", refuse)
+    with pytest.raises(DBError, match=r"the database refused to store Tiny .* nothing new was kept"):
+        repo.write_object(repo.object_contents(obj), state, name="refused")
+    assert repo.artifact_bytes(state) == b"the run's final state"  # the journal applies it again later

@@ -46,7 +46,7 @@ def data():
 def reference(data):
     trainer = _trainer()
     trainer.fit(data, seed=7)
-    return net_params(trainer), history_values(trainer)
+    return net_params(trainer), history_values(trainer), trainer.history.summary()
 
 
 def _disturb_rngs() -> None:
@@ -57,12 +57,17 @@ def _disturb_rngs() -> None:
 
 
 def _assert_same(trainer: Trainer, reference) -> None:
-    weights, history = reference
+    """Same weights; the same history: its length and every metric's summary (restored from
+    the state), and the records logged after the resume (a bare trainer's checkpoint holds
+    the history's position and summaries, not its records)."""
+    weights, history, summary = reference
     got = net_params(trainer)
     assert got.keys() == weights.keys()
     for key in weights:
         assert torch.equal(got[key], weights[key]), f"weights differ at {key}"
-    assert history_values(trainer) == history
+    assert len(trainer.history) == len(history)
+    assert trainer.history.summary() == summary
+    assert history_values(trainer) == history[trainer.history.store.start :]
 
 
 @pytest.mark.parametrize("k", [1, 7, 10, 11, 29])  # mid-epoch, last step of an epoch, first of the next
@@ -85,7 +90,7 @@ def test_resume_from_state_taken_at_any_step_is_bitwise_identical(data, referenc
 def test_resume_from_last_checkpoint_after_a_crash_is_bitwise_identical(data, reference):
     storage = MemoryStorage(serialize=True)  # through the archive bytes, as on disk or in the DB
     crashing = _trainer()
-    crashing.add_callback(Checkpoint(every_n_steps=4, every_n_epochs=None, keep_last=2, on_exception=False, storage=storage))
+    crashing.add_callback(Checkpoint(every_n_steps=4, every_n_epochs=None, save_last=2, save_top_k=0, on_exception=False, storage=storage))
     crashing.add_callback(CrashAt(14))
     with pytest.raises(RuntimeError):
         crashing.fit(data, seed=7)
@@ -101,7 +106,7 @@ def test_resume_from_last_checkpoint_after_a_crash_is_bitwise_identical(data, re
 def test_resume_from_an_epoch_end_checkpoint_does_not_repeat_the_epoch_end(data, reference):
     storage = MemoryStorage()
     crashing = _trainer()
-    crashing.add_callback(Checkpoint(every_n_epochs=1, keep_last=5, on_exception=False, storage=storage))
+    crashing.add_callback(Checkpoint(every_n_epochs=1, save_last=5, save_top_k=0, on_exception=False, storage=storage))
     crashing.add_callback(CrashAt(13))
     with pytest.raises(RuntimeError):
         crashing.fit(data, seed=7)
@@ -128,7 +133,7 @@ def test_resume_with_max_steps_and_no_shuffle(data):
 
     ref, resumed = run(), run(crash_at=5)
     assert ref.looper.steps_done == resumed.looper.steps_done == 17
-    _assert_same(resumed, (net_params(ref), history_values(ref)))
+    _assert_same(resumed, (net_params(ref), history_values(ref), ref.history.summary()))
 
 
 def test_resume_refuses_a_different_seed(data):
@@ -158,11 +163,11 @@ def test_resumed_early_stopping_stops_at_the_same_epoch(data):
 
     storage = MemoryStorage()
     crashing = trainer()
-    crashing.add_callback(Checkpoint(every_n_epochs=1, keep_last=1, on_exception=False, storage=storage))
+    crashing.add_callback(Checkpoint(every_n_epochs=1, save_last=1, save_top_k=0, on_exception=False, storage=storage))
     crashing.add_callback(CrashAt(stopped * 10 + 1))  # would crash in the epoch after the stop
     crashing.fit(data, seed=1)  # ...but the run stopped before it
     fresh = trainer()  # a tree built by the same code (same definition, other ids)
     fresh.load_checkpoint(storage)
     fresh.fit(data)
     assert fresh.looper.epochs_done == stopped
-    _assert_same(fresh, (net_params(ref), history_values(ref)))
+    _assert_same(fresh, (net_params(ref), history_values(ref), ref.history.summary()))

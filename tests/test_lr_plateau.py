@@ -102,4 +102,7 @@ def test_the_learning_rates_stay_torchs_across_a_resume(metric, kwargs, torch_ex
     resumed.remove_callback("CrashAt")
     assert resumed.load_checkpoint(storage, "last")["epoch"] == 7
     resumed.fit(tiny())
-    assert ptdry_rates(resumed) == torch_rates({**kwargs, **torch_extra})
+    # (a bare trainer's checkpoint holds the history's position, not its records: the fresh
+    # tree has the records of the epochs after the checkpoint)
+    rates = ptdry_rates(resumed)
+    assert len(rates) == len(VALUES) - 7 and rates == torch_rates({**kwargs, **torch_extra})[7:]

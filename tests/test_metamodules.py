@@ -259,9 +259,9 @@ def test_history_last_and_best_name_unknown_metrics():
 
 def test_history_summary_gives_last_best_best_step_and_mode_of_every_metric():
     assert _history().summary() == {
-        "val.loss": {"last": 0.6, "best": 0.4, "best_step": 1, "mode": "min"},
-        "val.acc": {"last": 0.7, "best": 0.8, "best_step": 1, "mode": "max"},
-        "train.loss": {"last": 2.0, "best": 2.0, "best_step": 3, "mode": "min"},
+        "val.loss": {"last": 0.6, "best": 0.4, "best_step": 1, "mode": "min", "mean": pytest.approx(2 / 3), "count": 3},
+        "val.acc": {"last": 0.7, "best": 0.8, "best_step": 1, "mode": "max", "mean": pytest.approx(2 / 3), "count": 3},
+        "train.loss": {"last": 2.0, "best": 2.0, "best_step": 3, "mode": "min", "mean": 2.0, "count": 1},
     }
     assert _history().summary({"val.loss": "max"})["val.loss"]["best"] == 1.0
 
@@ -273,6 +273,48 @@ def test_history_to_dataframe_has_one_row_per_statistic():
     assert list(df.columns) == ["step", "epoch", "t", "val.loss", "val.acc", "train.loss"]
     assert df["val.loss"].tolist()[:3] == [1.0, 0.4, 0.6] and math.isnan(df["val.loss"].iloc[3])
     assert df["step"].tolist() == [0, 1, 2, 3]
+
+
+def test_history_summaries_count_nan_but_keep_it_out_of_best_and_mean():
+    h = History()
+    for step, v in enumerate([float("nan"), 0.5, 0.25, float("nan")]):
+        h.log("val", {"loss": v}, step=step)
+    entry = h.summary()["val.loss"]
+    assert math.isnan(entry["last"]) and (entry["best"], entry["best_step"], entry["mean"], entry["count"]) == (0.25, 2, 0.375, 4)
+    nan_only = History([Statistic("val", {"loss": float("nan")})])
+    assert math.isnan(nan_only.summary()["val.loss"]["best"]) and math.isnan(nan_only.summary()["val.loss"]["mean"])
+
+
+def test_history_state_holds_the_position_and_summaries_never_the_records():
+    h = _history()
+    state = h.state_dict()
+    assert set(state) == {"length", "summaries"} and state["length"] == 4
+    back = History()
+    back.load_state_dict(through_bson(state))
+    assert len(back) == 4 and back.summary() == h.summary() and back.records == [] and back.store.start == 4
+    back.log("val", {"loss": 0.1}, step=4)
+    assert back.best("val.loss") == 0.1 and [s.step for s in back] == [4] and len(back) == 5
+    with pytest.raises(ConfigError, match=r"history length must be an integer >= 0; received -1"):
+        back.load_state_dict({"length": -1})
+
+
+def test_loading_an_earlier_state_rewinds_the_records_kept_in_memory():
+    h = _history()
+    state = h.state_dict()
+    h.log("val", {"loss": 0.05}, step=9)
+    h.load_state_dict(state)
+    assert [s.step for s in h] == [0, 1, 2, 3] and h.best("val.loss") == 0.4 and h.recent() == []
+
+
+def test_a_history_without_a_store_keeps_summaries_and_a_short_tail_only():
+    h = History(tail=3)
+    h.use_store(None)
+    for step in range(1000):
+        h.log("step", {"loss": 1.0 / (step + 1)}, step=step)
+    assert len(h) == 1000 and h.records == [] and h.store is None
+    assert [s.step for s in h.recent()] == [997, 998, 999] and h.last("step.loss") == 1 / 1000
+    with pytest.raises(ConfigError, match=r"a history store needs append, read and rewind methods; received \[\]"):
+        h.use_store([])
 
 
 def test_history_document_round_trips_through_bson():

@@ -7,6 +7,7 @@ import pytest
 import torch
 from _train_helpers import MLP
 
+from ptdry import NumpyDataset, TorchDataset
 from ptdry.core.objectdef import ObjectDef
 from ptdry.errors import ConfigError, NotReadyError, SerializationError
 from ptdry.train.model import Criterion, Model, Optimizer
@@ -33,21 +34,57 @@ def test_a_model_alone_does_inference():
     assert not model.training and model.train().training
 
 
-def test_predict_runs_in_eval_mode_in_batches_and_gives_numpy_outputs_and_targets():
+def test_predict_runs_in_eval_mode_in_batches_and_gives_a_numpy_dataset_of_outputs_and_targets():
     from ptdry.train.nets import MLP as DropoutMLP
 
     model = Model(ObjectDef(DropoutMLP, 64, 16, 10, dropout=0.5))
     x, y = np.random.default_rng(0).normal(size=(5, 64)).astype(np.float32), np.arange(5)
-    outputs, targets = model.predict((x, y), batch_size=2)
-    assert isinstance(outputs, np.ndarray) and outputs.shape == (5, 10) and targets is y
+    predicted = model.predict((x, y), batch_size=2)
+    assert isinstance(predicted, NumpyDataset) and predicted.supervised and predicted.batch_size == 5
+    outputs, targets = predicted.peek()
+    assert isinstance(outputs, np.ndarray) and outputs.shape == (5, 10) and np.array_equal(targets, y)
     assert model.training  # the mode is restored
     expected = model.eval()(torch.as_tensor(x)).detach().numpy()
     np.testing.assert_allclose(outputs, expected, rtol=1e-5, atol=1e-6)  # eval mode: no dropout
-    assert model.predict(x).targets is None
-    with pytest.raises(ConfigError, match=r"data arrays have different lengths \[4, 5\]"):
+    inputs_only = model.predict(x)
+    assert not inputs_only.supervised and np.allclose(inputs_only.peek(), outputs, rtol=1e-5, atol=1e-6)
+    assert not model.predict((x,)).supervised
+    with pytest.raises(ConfigError, match=r"data have different lengths \[4, 5\]"):
         model.predict((x, y[:4]))
-    with pytest.raises(ConfigError, match="data is a str; expected an array of inputs"):
+    with pytest.raises(ConfigError, match="data is a str; expected an array of inputs, a tuple"):
         model.predict("x")
+    with pytest.raises(ConfigError, match="batch_size must be a positive integer or None; received 0"):
+        model.predict(x, batch_size=0)
+    with pytest.raises(ConfigError, match=r"data has no samples: arrays of shapes \[\(0, 64\)\]"):
+        model.predict(x[:0])
+
+
+def test_predict_takes_every_form_of_data_and_gives_the_same_numbers():
+    from torch.utils.data import TensorDataset
+
+    from ptdry import DataLoader, DataProvider
+
+    model = Model(ObjectDef(MLP, 8, 16, 3))
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(10, 8)).astype(np.float32), rng.integers(0, 3, 10)
+    expected, _ = model.predict((x, y)).peek()
+    forms = {
+        "tensors": (torch.as_tensor(x), torch.as_tensor(y)),
+        "numpy dataset": NumpyDataset((x, y)),
+        "torch() of it, rows": NumpyDataset((x, y)).torch().unbatch(),
+        "torch dataset": TensorDataset(torch.as_tensor(x), torch.as_tensor(y)),
+        "TorchDataset batched by 3": TorchDataset(TensorDataset(torch.as_tensor(x), torch.as_tensor(y))).batch(3),
+        "shuffled loader": DataLoader((x, y), batch_size=4, shuffle=True, drop_last=True),
+        "provider split": DataProvider(train=(x[:2], y[:2]), test=(x, y)),
+    }
+    for name, data in forms.items():
+        outputs, targets = model.predict(data, batch_size=4 if name == "tensors" else None).peek()
+        np.testing.assert_allclose(outputs, expected, rtol=1e-6, err_msg=name)  # every row, in order
+        assert isinstance(targets, np.ndarray) and np.array_equal(targets, y), name
+    loader = forms["shuffled loader"]
+    assert (loader.epochs_done, loader.batches_done) == (0, 0)  # predicting did not move it
+    unlabelled = model.predict(NumpyDataset(x).torch().unbatch().batch(3))
+    assert not unlabelled.supervised and np.allclose(unlabelled.peek(), expected, rtol=1e-6)
 
 
 def test_any_torch_module_is_wrapped_unchanged():

@@ -42,7 +42,7 @@ def test_a_session_records_its_run_from_start_to_end(any_db):
     history = _history(any_db, session.dry_id)
     assert len(history) == len(session.trainer.history) and [h[0] for h in history] == list(range(len(history)))
     names = [a["name"] for a in doc["artifacts"]]
-    assert "state" in names and sum(n.startswith("checkpoint/") for n in names) == 2  # keep_last=2
+    assert "state" in names and sum(n.startswith("checkpoint/") for n in names) == 2  # save_last=2
 
 
 def test_a_finished_run_is_listed_by_ptdry_runs(db_name, capsys):
@@ -75,7 +75,7 @@ def test_a_failing_callback_fails_the_run_with_its_name_and_a_checkpoint(db_name
 
 def test_loading_the_best_checkpoint_of_a_past_run_is_one_call(db_name):
     db = DBInterface(f"mongomock://{db_name}")
-    ckpt = Checkpoint(every_n_epochs=1, keep_last=1, keep_best=1, monitor="val.accuracy")
+    ckpt = Checkpoint(every_n_epochs=1, save_last=1, save_top_k=1, monitor="val.accuracy")
     session = make_session(db, epochs=3, checkpoint=ckpt)
     session.run()
     best = Session.load(session.dry_id, which="best", db=db)

@@ -83,7 +83,7 @@ def test_a_subclassed_model_names_layers_by_attribute_and_keeps_batch_norm_stati
     loaded = load_object(tmp_path / "m.zip")  # BatchNormNet's module is imported: allowed
     for key, value in loaded.state_dict().items():
         assert value.tobytes() == state[key].tobytes(), key
-    np.testing.assert_array_equal(loaded.predict(X).outputs, model.predict(X).outputs)
+    np.testing.assert_array_equal(loaded.predict(X).peek(), model.predict(X).peek())
 
 
 def test_keras_classes_load_safely_but_a_users_build_function_needs_allow(tmp_path):
@@ -197,10 +197,10 @@ def test_keras_model_arguments_are_checked():
 def test_the_forward_pass_and_predict_give_the_same_outputs_in_inference_mode():
     model = make_model()
     out = model(X[:5])
-    outputs, targets = model.predict((X, Y), batch_size=7)
-    assert outputs.shape == (96, 2) and targets is Y
+    outputs, targets = model.predict((X, Y), batch_size=7).peek()
+    assert outputs.shape == (96, 2) and np.array_equal(targets, Y)
     np.testing.assert_allclose(outputs[:5], out.numpy(), rtol=1e-6)
-    np.testing.assert_array_equal(model.predict(X).outputs, outputs)  # no dropout in inference
+    np.testing.assert_array_equal(model.predict(X).peek(), outputs)  # no dropout in inference
 
 
 def test_a_torch_dataset_feeds_a_keras_model_in_one_pipeline():

@@ -29,7 +29,7 @@ def _history(db: DBInterface, run_id: str) -> list[tuple]:
 
 def test_a_keras_session_is_stored_like_a_torch_one_and_loads_back(db_name):
     db = DBInterface(f"mongomock://{db_name}")
-    ckpt = Checkpoint(every_n_epochs=1, keep_last=1, keep_best=1, monitor="val.accuracy")
+    ckpt = Checkpoint(every_n_epochs=1, save_last=1, save_top_k=1, monitor="val.accuracy")
     session = make_session(db, epochs=2, checkpoint=ckpt)
     result = session.run()
     assert result.status == "completed" and 0.3 < result["test.accuracy"] <= 1.0  # chance is 0.1

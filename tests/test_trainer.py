@@ -184,7 +184,7 @@ class MixupFreeTrainer(Trainer):
 def test_overriding_train_step_keeps_history_triggers_and_checkpoints():
     rec, storage = Recorder(), MemoryStorage()
     trainer = MixupFreeTrainer(
-        make_model(), Looper(epochs=2, batch_size=4), [rec, Checkpoint(every_n_epochs=1, keep_last=5, storage=storage)],
+        make_model(), Looper(epochs=2, batch_size=4), [rec, Checkpoint(every_n_epochs=1, save_last=5, save_top_k=0, storage=storage)],
         progress_bar=False,
     )
     trainer.fit(tiny(), seed=0)

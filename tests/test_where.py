@@ -1,4 +1,4 @@
-"""``ptdry runs --where``: the expression language and the JSON form (ptdry.cli.where)."""
+"""``ptdry runs --where``: the expression language and the JSON form (ptdry.db.where)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from ptdry.cli.main import WHERE_ALIASES
-from ptdry.cli.where import parse_where
+from ptdry.db.runs_table import WHERE_ALIASES
+from ptdry.db.where import parse_where
 from ptdry.db.matcher import matches
 from ptdry.errors import SelectorError
 

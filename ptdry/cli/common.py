@@ -3,11 +3,11 @@ by an id prefix, and printing a table."""
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import sys
 from typing import Any, Sequence, TextIO
 
+from ptdry.core.status import utc_now as now_utc
 from ptdry.errors import ConfigError, NotFoundError, PtdryError, ServerUnavailableError
 
 __all__ = ["UsageError", "find_runs", "now_utc", "open_repo", "print_table"]
@@ -15,11 +15,6 @@ __all__ = ["UsageError", "find_runs", "now_utc", "open_repo", "print_table"]
 
 class UsageError(PtdryError):
     """Bad command-line usage or input (exit code 2)."""
-
-
-def now_utc() -> dt.datetime:
-    """Naive UTC, as stored dates are."""
-    return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
 
 
 def open_repo(args: Any, **kwargs: Any) -> Any:

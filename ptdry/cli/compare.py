@@ -8,7 +8,7 @@ import json
 from typing import Any, Mapping, Sequence
 
 from ptdry.cli.common import UsageError, find_runs, now_utc, open_repo, print_table
-from ptdry.cli.runs_table import config_leaves, display_state, format_value
+from ptdry.db.runs_table import config_leaves, display_state, format_value
 
 __all__ = ["cmd_compare", "compare_table"]
 

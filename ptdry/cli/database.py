@@ -1,5 +1,5 @@
-"""``ptdry sync`` (history kept in local journals while the database was down) and
-``ptdry db start|stop|status`` (the embedded default server)."""
+"""``ptdry sync`` (runs whose database writes wait in local journals: history,
+checkpoints, their end) and ``ptdry db start|stop|status`` (the embedded default server)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,26 @@ __all__ = ["cmd_db", "cmd_sync"]
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from ptdry.db.history_writer import sync_journals
+    from ptdry.db.journal import db_key
+    from ptdry.db.run_ops import left_journals, sync_journals
 
     repo = open_repo(args)
-    written = sync_journals(repo.db.collection("history"), args.journal_dir)
-    if not written:
+    done = sync_journals(repo, args.journal_dir)
+    for run, info in done.items():
+        if info.get("dropped"):
+            print(f"{run}: no longer in the database; its journal was dropped")
+            continue
+        end = "; its end recorded" if info["finished"] else ""
+        print(f"{run}: {info['records']} history records, {info['checkpoints']} checkpoints{end}")
+    key = db_key(repo.db)
+    left = left_journals(args.journal_dir)
+    for item in left:
+        if item["live"]:
+            print(f"{item['run']}: running in another process; its journal is applied as it goes")
+        elif item["db"] != key:
+            print(f"{item['run']}: belongs to {item['db']}; run `ptdry --db <that URI> sync`")
+    if not done and not left:
         print("nothing to sync")
-    for run, n in written.items():
-        print(f"{run}: {n} new history records written")
     return 0
 
 

@@ -11,7 +11,7 @@ from typing import Any, Mapping, Sequence
 
 from ptdry.cli.common import UsageError, now_utc
 from ptdry.cli.runs import query_runs
-from ptdry.cli.runs_table import column_name, config_leaves, display_state
+from ptdry.db.runs_table import column_name, config_leaves, display_state
 from ptdry.cli.show import document_json
 
 __all__ = ["cmd_export", "runs_csv"]

@@ -15,8 +15,9 @@ from typing import Any, Callable, NoReturn, Sequence
 
 from ptdry.cli.common import UsageError
 from ptdry.cli.comparisons import add_parser as add_comparisons_parser
+from ptdry.cli.ui import add_ui_parser
 from ptdry.cli.worker import add_worker_parser
-from ptdry.cli.runs_table import STALE_AFTER, WHERE_ALIASES
+from ptdry.db.runs_table import STALE_AFTER, WHERE_ALIASES
 from ptdry.errors import PtdryError
 
 __all__ = ["STALE_AFTER", "WHERE_ALIASES", "UsageError", "main"]
@@ -36,6 +37,7 @@ COMMANDS = {
     "db": "ptdry.cli.database:cmd_db",
     "worker": "ptdry.cli.worker:cmd_worker",
     "comparisons": "ptdry.cli.comparisons:cmd_comparisons",
+    "ui": "ptdry.cli.ui:cmd_ui",
 }
 
 
@@ -119,7 +121,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     rerun.add_argument("--threads", type=int, default=None, help="torch threads (default: the count the run recorded)")
 
-    sync = command("sync", "write history kept in local journals (while the database was down)")
+    sync = command("sync", "complete runs whose database writes wait in local journals (history, checkpoints, their end)")
     sync.add_argument("--journal-dir", default=None, help="default: $PTDRY_HOME/journal")
 
     db = command("db", "the embedded default database server")
@@ -127,6 +129,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_worker_parser(sub)
     add_comparisons_parser(sub)
+    add_ui_parser(sub, parents=[common])
     return p
 
 

@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ptdry.cli.common import UsageError, now_utc, open_repo, print_table
-from ptdry.cli.runs_table import column_name, runs_filter, runs_table, sort_spec
+from ptdry.db.runs_table import column_name, runs_filter, runs_table, sort_spec
 from ptdry.errors import SelectorError
 
 __all__ = ["cmd_runs", "query_runs"]

@@ -10,7 +10,7 @@ import json
 from typing import Any, Mapping
 
 from ptdry.cli.common import find_runs, now_utc, open_repo, print_table
-from ptdry.cli.runs_table import config_leaves, display_state, format_value
+from ptdry.db.runs_table import config_leaves, display_state, format_value
 
 __all__ = ["cmd_show", "document_json", "human_bytes"]
 

@@ -59,7 +59,7 @@ import inspect
 import sys
 from typing import Any, Iterable
 
-from ptdry.core.classpath import class_path, import_path, is_importable
+from ptdry.core.classpath import class_path, import_path, is_importable, main_hint
 from ptdry.errors import ConfigError, UntrustedArchiveError
 
 __all__ = ["DEFAULT", "TRUSTED", "ImportPolicy", "allow", "is_model_class", "registered"]
@@ -246,10 +246,16 @@ def _own_name(obj: Any) -> str | None:
     return f"{module}:{qualname}" if isinstance(module, str) and isinstance(qualname, str) else None
 
 
+def _refuse_main(where: str, name: str) -> Any:
+    raise UntrustedArchiveError(f"{where} names {name}, which ptdry does not import or call when loading" + main_hint(name))
+
+
 def _split(name: str, where: str) -> tuple[str, str]:
     module_name, sep, qualname = name.partition(":")
     if not sep:
         module_name, _, qualname = name.rpartition(".")
+    if module_name == "__main__" and qualname.isidentifier():
+        return _refuse_main(where, name)
     parts = module_name.split(".") + qualname.split(".")
     if not module_name or not qualname or any(not p.isidentifier() or p.startswith("__") for p in parts):
         raise _refused(where, name, "it is not a plain 'module:QualName' name")
@@ -321,7 +327,7 @@ def _lookup(module: Any, qualname: str, name: str) -> Any:
             obj = inspect.getattr_static(obj, part)
         except AttributeError:
             raise ConfigError(
-                f"module {module.__name__!r} has no attribute {qualname!r} (from class path {name!r})"
+                f"module {module.__name__!r} has no attribute {qualname!r} (from class path {name!r})" + main_hint(name)
             ) from None
     return obj
 

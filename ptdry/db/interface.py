@@ -36,6 +36,7 @@ INDEXES: list[tuple[str, list[tuple[str, int]], dict[str, Any]]] = [
     ("modules", [("tags", 1)], {"name": "tags"}),
     ("modules", [("artifacts.ref", 1)], {"name": "artifact_ref"}),
     ("history", [("run", 1), ("step", 1)], {"name": "run_step"}),
+    ("history_rollups", [("run", 1), ("level", 1), ("phase", 1), ("b", 1)], {"name": "run_level_phase_b"}),
 ]
 
 
@@ -56,6 +57,9 @@ class DBInterface(Module):
         database: database name; default: the one a ``mongodb://host/NAME`` URI names, else
             ``"ptdry"``.
         timeout: seconds to wait for the server before :class:`ServerUnavailableError`.
+        socket_timeout: seconds a connection attempt or a reply may take before the
+            operation fails (None: wait as long as the server takes). Background writers
+            set it, so a hung server cannot hang them.
 
     Example:
         >>> db = DBInterface("mongomock://")
@@ -64,7 +68,9 @@ class DBInterface(Module):
         [{'_id': 'a', 'name': 'x'}]
     """
 
-    def __init__(self, uri: str | None = None, database: str | None = None, timeout: float = 5.0) -> None:
+    def __init__(
+        self, uri: str | None = None, database: str | None = None, timeout: float = 5.0, socket_timeout: float | None = None
+    ) -> None:
         if uri is None:
             uri = os.environ.get("PTDRY_DB_URI") or None
         if uri is not None and not isinstance(uri, str):
@@ -83,6 +89,7 @@ class DBInterface(Module):
         self.uri = uri
         self.database = database or named or "ptdry"
         self.timeout = float(timeout)
+        self.socket_timeout = None if socket_timeout is None else float(socket_timeout)
         self._client: Any = None
         self._indexed = False  # this instance checked the indexes (a hot path: every collection())
         self._record_argument("uri", None if uri is None else mask_uri(uri))
@@ -137,8 +144,11 @@ class DBInterface(Module):
             uri = embedded_uri(timeout=max(self.timeout, 30.0))
         from pymongo.errors import ConfigurationError
 
+        options: dict[str, Any] = {"serverSelectionTimeoutMS": int(self.timeout * 1000), "tz_aware": False}
+        if self.socket_timeout is not None:
+            options.update(socketTimeoutMS=int(self.socket_timeout * 1000), connectTimeoutMS=int(self.socket_timeout * 1000))
         try:
-            client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=int(self.timeout * 1000), tz_aware=False)
+            client = pymongo.MongoClient(uri, **options)
         except ConfigurationError as exc:
             if uri.startswith("mongodb+srv://") and "DNS" in str(exc):  # the URI may be right: DNS is down
                 raise ServerUnavailableError(

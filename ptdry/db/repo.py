@@ -8,16 +8,17 @@ Repo an object already loaded is returned as the same Python object.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
+from ptdry.core.classpath import warn_main_classes
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef, build, iter_defs
 from ptdry.core.status import Status, utc_now
-from ptdry.db.artifacts import ArtifactStore, FileStore, GridFSStore
+from ptdry.db.artifacts import ArtifactStore, FileStore, GridFSStore, SpoolStore
 from ptdry.db.bson_check import MAX_DEPTH, check_document, clip, deepest_path
-from ptdry.db.history_writer import history_document, insert_new
+from ptdry.db.history_rollup import COLLECTION as ROLLUPS
+from ptdry.db.history_store import history_document, insert_history
 from ptdry.db.interface import SCHEMA_VERSION, DBInterface, db_down_errors
 from ptdry.db.provenance import provenance, run_provenance
 from ptdry.db.query_options import validate_projection, validate_sort
@@ -27,7 +28,7 @@ from ptdry.db.selector import as_filter
 from ptdry.db.versions import next_value
 from ptdry.errors import ConfigError, DBError, MultipleFoundError, NotFoundError, SerializationError, UntrustedArchiveError
 
-__all__ = ["Record", "Repo", "flat_summary", "nest_summary"]
+__all__ = ["Record", "Repo", "flat_summary", "get_path", "nest_summary"]
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,7 @@ class Record(Mapping[str, Any]):
 
     def get_path(self, path: str, default: Any = None) -> Any:
         """Value at a dotted path (``"config.trainer.optimizer.lr"``), or ``default``."""
-        value: Any = self._doc
-        for part in path.split("."):
-            if isinstance(value, Mapping) and part in value:
-                value = value[part]
-            elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-                value = value[int(part)]
-            else:
-                return default
-        return value
+        return get_path(self._doc, path, default)
 
     def __getitem__(self, key: str) -> Any:
         return self._doc[key]
@@ -143,6 +136,10 @@ class Repo:
             return FileStore(ptdry_home() / "artifacts", owner=self.db.identity)
         if kind == "gridfs":
             return GridFSStore(self.db.db)
+        if kind == "spool":  # a run's file waiting for upload (see ptdry.db.run_ops)
+            from ptdry.core.home import ptdry_home
+
+            return SpoolStore(ptdry_home("spool", create=False))
         raise ConfigError(f"unknown artifact store {kind!r} in a stored record")
 
     def _scope(self, selector: Any) -> dict[str, Any]:
@@ -168,8 +165,9 @@ class Repo:
         """Store ``obj`` (and its nested Modules) with its definition, metamodules and state.
 
         Adding an object already stored (same ``dry_id``) updates it and keeps its version,
-        its other artifacts (e.g. a run's checkpoints) and its links (:meth:`link`). ``history=False`` skips writing
-        the object's History records (a Session streams them itself).
+        its other artifacts (e.g. a run's checkpoints) and its links (:meth:`link`).
+        ``history=False`` skips writing the object's History records (a Session streams them
+        itself). It is :meth:`object_contents` and :meth:`write_object` in one call.
 
         Every document is built and checked before anything is written, so an object that
         cannot be stored takes no version number and leaves no artifact behind.
@@ -179,109 +177,155 @@ class Repo:
                 nested, a NUL in a key, an unencodable value); the message names its path.
             DBError: the server refused the write.
         """
-        from bson.errors import InvalidDocument
-        from pymongo.errors import OperationFailure
-
         if not isinstance(obj, Module):
             raise ConfigError(f"add_object needs a ptdry Module; received {type(obj).__qualname__}")
         if name is not None and (not isinstance(name, str) or not name):
             raise ConfigError(f"name must be a non-empty string; received {name!r}")
-        tags = [tags] if isinstance(tags, str) else list(tags)
-        nodes = _ptdry_modules(obj)
-        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1, "links": 1, **dict.fromkeys(_RUN_PROVENANCE, 1)}
-        existing = {d["_id"]: d for d in self.modules.find({"_id": {"$in": [m.dry_id for _, m, _ in nodes]}}, fields)}
-        old = existing.get(obj.dry_id, {})
-        old_artifacts = [a for a in old.get("artifacts", []) if a.get("name") != "state"]
-        project = old.get("project") or self.project or "default"
-        keeps_version = bool(old) and (name is None or name == old["name"])
-        if keeps_version:
-            identity = (old["name"], old["version"], old["created_at"], project)
-        else:  # version 0 until every document passed its checks
-            identity = (name or type(obj).__name__, 0, utc_now(), project)
-        docs, data = self._encode(obj, nodes, existing, identity, tags, old_artifacts, old.get("links") or {})
-        if not keeps_version:
-            version = self.next_version(identity[0], project)
-            for doc in docs:
-                if doc["version"] == 0:
-                    doc["version"] = version
-        record = self.artifacts.put(data, name="state", format="ptdry-state")
-        docs[0]["artifacts"][0] = record
-        self._add_provenance(obj, docs[0], record, old)
-        new = [d for d in docs if d["_id"] not in existing]
-        try:
-            if old:  # nested Modules no longer in the tree (e.g. a replaced child) are dropped
-                self.modules.delete_many({"root": obj.dry_id, "_id": {"$nin": [d["_id"] for d in docs]}})
-            self._write_documents(new, [d for d in docs if d["_id"] in existing])
-        except (OperationFailure, InvalidDocument) as exc:  # refused by the server, which is up
-            self.modules.delete_many({"_id": {"$in": [d["_id"] for d in new]}})
-            for put in _new_artifacts(docs[0], old):
-                self._release(put)
-            raise DBError(
-                f"the database refused to store {type(obj).__name__} {obj.dry_id} "
-                f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); nothing new was kept"
-            ) from exc
-        except BaseException as exc:
-            for put in _new_artifacts(docs[0], old):
-                self._release_after_failure(put, exc)
-            raise
+        contents, data = self._encode(obj)
+        warn_main_classes(contents[0]["definition"], f"{type(obj).__name__} {obj.dry_id}")
+        doc = self.write_object(contents, data, name=name, tags=tags)
         if history:
             self._write_history(obj)
-        refs = {(a["store"], a["ref"]) for a in docs[0]["artifacts"]}
-        for stale in old.get("artifacts", []):
-            if _replaced(stale) and (stale.get("store"), stale.get("ref")) not in refs:
-                self._release(stale)
         self._loaded[obj.dry_id] = obj
-        return Record(docs[0], self)
+        return Record(doc, self)
 
-    def _encode(
-        self,
-        obj: Module,
-        nodes: list[tuple[str, Module, Module | None]],
-        existing: dict[str, dict[str, Any]],
-        identity: tuple[str, int, dt.datetime, str],
-        tags: list[str],
-        other_artifacts: list[dict[str, Any]],
-        links: dict[str, Any],
-    ) -> tuple[list[dict[str, Any]], bytes]:
-        """Every document of ``obj``'s tree and its state bytes, checked to be storable
-        (the root's first artifact is a placeholder for the state's record)."""
+    @property
+    def artifact_kind(self) -> str:
+        """The kind of store new artifacts go to (``"file"``, ``"gridfs"``), known without
+        contacting the database."""
+        if self._artifacts is not None:
+            return self._artifacts.kind
+        return "file" if self.db.kind == "embedded" else "gridfs"
+
+    def object_contents(self, obj: Module) -> list[dict[str, Any]]:
+        """The documents of ``obj`` and its nested Modules (root first) without the fields the
+        database decides (name, version, project, creation date, tags, artifacts, links,
+        provenance); computed and checked without contacting it, so they can be written later
+        (see :meth:`write_object`). The root's also holds the fields the object asks for
+        (``obj.__dict__["_dry_document"]``, e.g. a rerun's ``rerun_of``).
+
+        Raises:
+            SerializationError: a document cannot be stored (see :meth:`add_object`).
+        """
+        return self._encode(obj, state=False)[0]
+
+    def _encode(self, obj: Module, state: bool = True) -> tuple[list[dict[str, Any]], bytes]:
+        """:meth:`object_contents` and (with ``state``) the state's bytes, checked to be
+        storable."""
         from ptdry.io.archive import state_to_bytes
 
-        root_name, version, created, project = identity
+        nodes = _ptdry_modules(obj)
         try:
-            data = state_to_bytes(obj.state_dict())
+            data = state_to_bytes(obj.state_dict()) if state else b""
             # One definition of the whole tree; each nested Module's node is its definition.
             defs = {d.dry_id: d for d in iter_defs(obj.definition()) if d.dry_id is not None}
-            docs = []
+            out = []
             for path, module, parent in nodes:
-                is_root = module is obj
-                prior = existing.get(module.dry_id)
-                if is_root:
-                    ident = identity
-                elif prior:  # a nested object keeps the name and version it was first stored with
-                    ident = (prior["name"], prior["version"], prior["created_at"], prior.get("project") or project)
-                else:  # "digits-mlp/trainer.model" v3 is the model of run digits-mlp v3
-                    ident = (f"{root_name}/{path}", version, created, project)
-                definition = defs.get(module.dry_id) or module.definition()
-                doc = self._document(module, definition, *ident, tags=tags if is_root else [])
+                doc = self._document(module, defs.get(module.dry_id) or module.definition())
                 doc.update(
                     root=obj.dry_id,
                     parent=None if parent is None else parent.dry_id,
                     path=path,
                     children=[m.dry_id for _, m, p in nodes if p is module],
-                    artifacts=[dict(_STATE_PLACEHOLDER), *other_artifacts] if is_root else [],
-                    links=links if is_root else {},
                 )
-                docs.append(doc)
+                out.append(doc)
         except RecursionError:
             where, depth = deepest_path(obj, type(obj).__name__)
             raise SerializationError(
                 f"{clip(where)} nests {depth} levels deep, too deep to store (MongoDB keeps at most "
                 f"{MAX_DEPTH}); flatten the value or keep it in the state"
             ) from None
-        for doc, (path, module, _) in zip(docs, nodes):
+        out[0].update(obj.__dict__.get("_dry_document") or {})
+        for doc, (path, module, _) in zip(out, nodes):
             check_document(doc, type(obj).__name__ + (f".{path} ({type(module).__name__})" if path else ""))
-        return docs, data
+        return out, data
+
+    def write_object(
+        self,
+        contents: list[dict[str, Any]],
+        state: bytes | dict[str, Any],
+        *,
+        name: str | None = None,
+        tags: Sequence[str] = (),
+        keep_initial: bool | None = None,
+    ) -> dict[str, Any]:
+        """Write :meth:`object_contents` with its state — its bytes (stored here), or the
+        record of an artifact stored already (the caller's: never released here) — and
+        returns the root document.
+
+        A stored object keeps its name, version, links, provenance and its other artifacts
+        (e.g. a run's checkpoints); the state it had is released. A new one takes the next
+        version of its name only once its documents passed their checks, and records its
+        provenance (command line, git state, source files: :mod:`ptdry.db.sources`). A
+        failed write leaves no new document and releases what it stored.
+
+        ``keep_initial``: True keeps the state being replaced as artifact ``state/initial``
+        (unless one is kept already), so a run without checkpoints can restart from it;
+        False drops a kept one; None leaves it as it is.
+
+        Raises:
+            DBError: the server refused the write (or the version counter could not be taken).
+        """
+        from bson.errors import InvalidDocument
+        from pymongo.errors import OperationFailure
+
+        tags = [tags] if isinstance(tags, str) else list(tags)
+        root_id = contents[0]["_id"]
+        fields = {"name": 1, "version": 1, "created_at": 1, "project": 1, "artifacts": 1, "links": 1, **dict.fromkeys(_RUN_PROVENANCE, 1)}
+        existing = {d["_id"]: d for d in self.modules.find({"_id": {"$in": [c["_id"] for c in contents]}}, fields)}
+        old = existing.get(root_id, {})
+        project = old.get("project") or self.project or "default"
+        if old and (name is None or name == old["name"]):
+            root_name, version, created = old["name"], old["version"], old["created_at"]
+        else:  # the version is taken once nothing can fail but the write itself
+            root_name = name or contents[0]["cls"].rpartition(":")[2].rpartition(".")[2]
+            version, created = self.next_version(root_name, project), utc_now()
+        docs = []
+        for content in contents:
+            is_root = content is contents[0]
+            prior = existing.get(content["_id"])
+            if is_root:
+                identity = (root_name, version, created, project)
+            elif prior:  # a nested object keeps the name and version it was first stored with
+                identity = (prior["name"], prior["version"], prior["created_at"], prior.get("project") or project)
+            else:  # "digits-mlp/trainer.model" v3 is the model of run digits-mlp v3
+                identity = (f"{root_name}/{content['path']}", version, created, project)
+            doc = dict(content)
+            doc.update(zip(("name", "version", "created_at", "project"), identity))
+            doc.update(tags=tags if is_root else [], artifacts=[], links=(old.get("links") or {}) if is_root else {})
+            docs.append(doc)
+        ours = isinstance(state, (bytes, bytearray))
+        record = self.artifacts.put(bytes(state), name="state", format="ptdry-state") if ours else state
+        try:
+            self._add_provenance(docs[0], record, old, keep_initial)
+        except BaseException as exc:
+            if ours:
+                self._release_after_failure(record, exc)
+            raise
+        new = [d for d in docs if d["_id"] not in existing]
+        puts = [a for a in _new_artifacts(docs[0], old) if ours or a is not record]
+        try:
+            if old:  # nested Modules no longer in the tree (e.g. a replaced child) are dropped
+                self.modules.delete_many({"root": root_id, "_id": {"$nin": [d["_id"] for d in docs]}})
+            self._write_documents(new, [d for d in docs if d["_id"] in existing])
+        except (OperationFailure, InvalidDocument) as exc:  # refused by the server, which is up
+            self.modules.delete_many({"_id": {"$in": [d["_id"] for d in new]}})
+            for put in puts:
+                self._release(put)
+            what = contents[0]["cls"].rpartition(":")[2]
+            raise DBError(
+                f"the database refused to store {what} {root_id} "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:300]}); nothing new was kept"
+            ) from exc
+        except BaseException as exc:
+            for put in puts:
+                self._release_after_failure(put, exc)
+            raise
+        refs = {(a["store"], a["ref"]) for a in docs[0]["artifacts"]}
+        for stale in old.get("artifacts", []):
+            if _replaced(stale) and (stale.get("store"), stale.get("ref")) not in refs:
+                self._release(stale)
+        return docs[0]
 
     def _release_after_failure(self, record: dict[str, Any], exc: BaseException) -> None:
         """Drop the artifact a failed write put, unless the server is out of reach (then the
@@ -312,22 +356,23 @@ class Repo:
         if result.matched_count == 0:
             raise NotFoundError(f"no stored object has dry_id {dry_id!r}; nothing to link")
 
-    def _add_provenance(self, obj: Module, doc: dict[str, Any], state: dict[str, Any], old: dict[str, Any]) -> None:
-        """A root's document also records the command line, the git diff, the torch thread
-        count and the user's source files (see :mod:`ptdry.db.sources`) — as they were when it
-        was first stored (a run's code is the code that started it, whatever was edited
-        while it trained) — and any fields the object asks for
-        (``obj.__dict__["_dry_document"]``, e.g. a rerun's ``rerun_of``)."""
+    def _add_provenance(
+        self, doc: dict[str, Any], state: dict[str, Any], old: dict[str, Any], keep_initial: bool | None
+    ) -> None:
+        """A root's document records the command line, the git diff, the torch thread count
+        and the user's source files (see :mod:`ptdry.db.sources`) as they were when it was
+        first stored (a run's code is the code that started it, whatever was edited while it
+        trained); and its artifacts: ``state``, the source files, and what it kept of
+        ``old``'s (see :meth:`write_object`)."""
         old_artifacts = old.get("artifacts", [])
         if "sources" in old:
             doc.update({k: old[k] for k in _RUN_PROVENANCE if k in old})
-            doc["artifacts"] = [state, *(a for a in old_artifacts if a.get("name") != "state")]
+            doc["artifacts"] = [state, *_kept_artifacts(old_artifacts, keep_initial, sources=True)]
         else:
             sources, records = capture_sources(doc["definition"], self.artifacts)
             doc.update(run_provenance())
             doc["sources"] = sources
-            doc["artifacts"] = [state, *records, *(a for a in old_artifacts if not _replaced(a))]
-        doc.update(obj.__dict__.get("_dry_document") or {})
+            doc["artifacts"] = [state, *records, *_kept_artifacts(old_artifacts, keep_initial, sources=False)]
 
     def _write_documents(self, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
         """Insert ``new`` and replace ``changed`` documents, in one round trip each where the
@@ -344,17 +389,7 @@ class Repo:
 
         self.modules.bulk_write([ReplaceOne({"_id": d["_id"]}, d) for d in changed], ordered=True)
 
-    def _document(
-        self,
-        module: Module,
-        definition: ObjectDef,
-        name: str,
-        version: int,
-        created: dt.datetime,
-        project: str,
-        *,
-        tags: list[str],
-    ) -> dict[str, Any]:
+    def _document(self, module: Module, definition: ObjectDef) -> dict[str, Any]:
         query = definition.query_document()
         history = module.__dict__.get("_dry_history")
         return {
@@ -366,16 +401,11 @@ class Repo:
             "config": query["config"],
             "definition": definition.to_dict(),
             "category": definition.category_hash,
-            "name": name,
-            "version": version,
-            "project": project,
-            "tags": tags,
             "status": module.status.to_document(),
             "statistics": module.statistics.to_document(),
             "callbacks": module.callbacks.to_document(),
             "summary": nest_summary(history.summary()) if history else {},
             **provenance(),
-            "created_at": created,
             "updated_at": utc_now(),
         }
 
@@ -384,8 +414,9 @@ class Repo:
         if not history:
             return
         coll = self.db.collection("history")
-        docs = [history_document(obj.dry_id, i, stat) for i, stat in enumerate(history)]
-        insert_new(coll, docs)  # records already stored are skipped
+        start = getattr(history.store, "start", 0)
+        docs = [history_document(obj.dry_id, i, stat) for i, stat in enumerate(history, start)]
+        insert_history(coll, docs)  # records already stored are skipped
 
     def _release(self, record: dict[str, Any]) -> None:
         """Delete an artifact unless another document still refers to the same bytes."""
@@ -402,6 +433,7 @@ class Repo:
             if doc.get("root") == doc["_id"]:
                 ids += [d["_id"] for d in self.modules.find({"root": doc["_id"]}, {"_id": 1}) if d["_id"] != doc["_id"]]
                 self.db.collection("history").delete_many({"run": doc["_id"]})
+                self.db.collection(ROLLUPS).delete_many({"run": doc["_id"]})
             removed += self.modules.delete_many({"_id": {"$in": ids}}).deleted_count
             for record in doc.get("artifacts", []):
                 self._release(record)
@@ -410,6 +442,11 @@ class Repo:
         return removed
 
     # -- reading -------------------------------------------------------------------------
+    def artifact_bytes(self, record: Mapping[str, Any]) -> bytes:
+        """The bytes of an artifact record (of a stored document, or a run's spooled file),
+        checked against its sha256."""
+        return self._store(record["store"]).get(dict(record))
+
     def find(
         self,
         selector: Any = None,
@@ -454,12 +491,27 @@ class Repo:
             )
         return self._load(docs[0])
 
-    def get_obj_by_id(self, dry_id: str) -> Module:
-        """The object stored with ``dry_id``."""
+    def get_obj_by_id(
+        self,
+        dry_id: str,
+        *,
+        state: str = "state",
+        prepare: Callable[[Module], Any] | None = None,
+        strict: bool = True,
+    ) -> Module:
+        """The object stored with ``dry_id``.
+
+        Args:
+            state: the artifact holding the state to load (a run keeps ``"state"``, and
+                ``"state/initial"`` when it ended without checkpoints).
+            prepare: called with the built object before its state is loaded (to replace a
+                part of the tree).
+            strict: report state keys that do not fit the tree.
+        """
         doc = self.modules.find_one({"_id": dry_id})
         if doc is None:
             raise NotFoundError(f"no stored object has dry_id {dry_id!r}")
-        return self._load(doc)
+        return self._load(doc, state=state, prepare=prepare, strict=strict)
 
     def __len__(self) -> int:
         """Number of stored objects — what ``get(Selector())`` returns, nested Modules (each
@@ -495,10 +547,17 @@ class Repo:
         rows = [{c: rec.get_path(c) for c in columns} for rec in records]
         return pandas.DataFrame(rows, columns=list(columns))
 
-    def _load(self, doc: dict[str, Any]) -> Module:
+    def _load(
+        self,
+        doc: dict[str, Any],
+        *,
+        state: str = "state",
+        prepare: Callable[[Module], Any] | None = None,
+        strict: bool = True,
+    ) -> Module:
         from ptdry.io.archive import state_from_bytes
 
-        if doc["_id"] in self._loaded:
+        if doc["_id"] in self._loaded and prepare is None:
             return self._loaded[doc["_id"]]
         try:
             definition = ObjectDef.from_dict(doc["definition"], trusted=self.trusted, allowed=self.allowed)
@@ -507,18 +566,22 @@ class Repo:
         # Nested objects this Repo already loaded are reused, so one stored id stays one object.
         memo = {id(d): self._loaded[d.dry_id] for d in iter_defs(definition) if d.dry_id in self._loaded}
         obj = build(definition, memo)
+        if prepare is not None:
+            prepare(obj)
         root = doc if doc.get("root", doc["_id"]) == doc["_id"] else self.modules.find_one({"_id": doc["root"]})
         if root is None:
             raise NotFoundError(f"object {doc['_id']} belongs to {doc['root']}, which is no longer stored")
-        records = [a for a in root.get("artifacts", []) if a["name"] == "state"]
+        records = [a for a in root.get("artifacts", []) if a["name"] == state]
         if records:
             art = records[0]
             data = self._store(art["store"]).get(art)
-            state = state_from_bytes(
-                data, trusted=self.trusted, allowed=self.allowed, source=f"artifact state of {root['_id']}"
+            values = state_from_bytes(
+                data, trusted=self.trusted, allowed=self.allowed, source=f"artifact {state} of {root['_id']}"
             )
             prefix = "" if root is doc else doc["path"] + "."
-            obj.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
+            obj.load_state_dict({k[len(prefix) :]: v for k, v in values.items() if k.startswith(prefix)}, strict=strict)
+        elif state != "state":
+            raise NotFoundError(f"stored object {root['_id']} has no artifact {state!r}")
         status = Status.from_document(doc["status"])
         status._owner = obj
         obj.__dict__["_dry_status"] = status
@@ -531,6 +594,19 @@ class Repo:
 _RUN_PROVENANCE = ("command", "git", "torch_threads", "sources")
 
 
+def _kept_artifacts(old: list[dict[str, Any]], keep_initial: bool | None, *, sources: bool) -> list[dict[str, Any]]:
+    """The artifacts a rewritten document keeps of ``old``: all but those :func:`_replaced`
+    (source files stay with ``sources``), and ``state/initial`` as :meth:`Repo.write_object`
+    says."""
+    rest = [a for a in old if not _replaced(a) or (sources and a.get("name", "").startswith(SOURCE_PREFIX))]
+    initial = [a for a in old if a.get("name") == "state/initial"][:1]
+    if keep_initial is False:
+        initial = []
+    elif keep_initial and not initial:
+        initial = [{**a, "name": "state/initial"} for a in old if a.get("name") == "state"][:1]
+    return rest + initial
+
+
 def _new_artifacts(doc: Mapping[str, Any], old: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The artifacts ``doc`` names that ``old`` (its stored version) did not: what a failed
     write must release (the state, source files stored for the first time)."""
@@ -539,9 +615,24 @@ def _new_artifacts(doc: Mapping[str, Any], old: Mapping[str, Any]) -> list[dict[
 
 
 def _replaced(artifact: Mapping[str, Any]) -> bool:
-    """Artifacts every store of a root replaces: its state and its source files."""
+    """Artifacts every store of a root replaces: its state (and the kept initial one, see
+    :meth:`Repo.write_object`) and its source files."""
     name = artifact.get("name", "")
-    return name == "state" or name.startswith(SOURCE_PREFIX)
+    return name in ("state", "state/initial") or name.startswith(SOURCE_PREFIX)
+
+
+def get_path(doc: Any, path: str, default: Any = None) -> Any:
+    """The value at dotted ``path`` of a stored document (``"summary.val.loss.best"``; list
+    items by index), or ``default`` when a part is missing."""
+    value: Any = doc
+    for part in path.split("."):
+        if isinstance(value, Mapping) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return default
+    return value
 
 
 def nest_summary(summary: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import zipfile
 from typing import Any, BinaryIO, Callable, Iterable, Mapping, Union
 
 from ptdry.core.atomic import atomic_write
-from ptdry.core.classpath import class_path
+from ptdry.core.classpath import class_path, warn_main_classes
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
 from ptdry.core.state import State
@@ -132,6 +132,7 @@ def save_object(obj: Module, file: PathOrFile, *, trusted: bool = False) -> None
         if not trusted:
             add_note(exc, "save_object(obj, file, trusted=True) stores such values with dill; loading then needs trusted=True")
         raise
+    warn_main_classes(definition, f"{type(obj).__name__} {obj.dry_id}")
     manifest = _header(FORMAT)
     manifest.update(
         {

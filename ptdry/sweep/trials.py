@@ -120,7 +120,7 @@ class TrialStore:
     def create(self, points: Iterable[dict[str, Any] | None]) -> int:
         """Store one pending trial per point (None: the point is asked when claimed), numbered
         from 0; trials already stored are kept. Returns how many were new."""
-        from ptdry.db.history_writer import insert_new
+        from ptdry.db.history_store import insert_new
 
         now = utc_now()
         docs = [

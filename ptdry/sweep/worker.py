@@ -23,7 +23,7 @@ from typing import Any
 from ptdry.core import serialize
 from ptdry.db.interface import db_down_errors
 from ptdry.db.repo import Repo
-from ptdry.errors import ConfigError, NotFoundError
+from ptdry.errors import ConfigError
 from ptdry.sweep.trials import Claim
 from ptdry.train.session import Session
 
@@ -237,12 +237,8 @@ class Worker:
 
             self._finish(claim, flat_summary(doc.get("summary") or {}), pruned=False)
             return None, True
-        load = dict(db=self.sweep.db, trusted=self.trusted, allowed=self.allowed)
-        try:
-            return Session.load(run_id, which="last", **load), True
-        except NotFoundError:  # no checkpoint yet: start again from the state stored at its start
-            log.info("run %s of trial %d has no checkpoint; it restarts from its first state", run_id[:8], claim.number)
-            return Session.load(run_id, which=None, **load), True
+        # From its last checkpoint, or (killed before its first one) from its initial state.
+        return Session.prepare_resume(run_id, db=self.sweep.db, trusted=self.trusted, allowed=self.allowed), True
 
     def _finish(self, claim: Claim, summary: dict[str, Any], *, pruned: bool) -> str:
         sweep = self.sweep

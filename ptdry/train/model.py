@@ -19,6 +19,7 @@ import torch
 from ptdry.core.module import Module
 from ptdry.core.objectdef import ObjectDef
 from ptdry.core.properties import Instance
+from ptdry.data import structure
 from ptdry.errors import ConfigError, NotReadyError, TrainingError, add_note
 from ptdry.metrics import Metric, as_numpy, batch_partials, resolve_metrics
 from ptdry.train.devices import batch_to
@@ -384,6 +385,8 @@ def _tensors(value: Any, float_dtype: torch.dtype) -> Any:
         return {k: _tensors(v, float_dtype) for k, v in value.items()}
     elif isinstance(value, np.generic):
         t = torch.as_tensor(np.asarray(value))
+    elif structure.framework(value) == "tf":  # a TensorFlow pipeline feeding a torch net
+        return _tensors(value.numpy(), float_dtype)
     else:
         return value
     if t.is_floating_point():

@@ -5,7 +5,11 @@
 
 - ``seed``, ``stop_reason`` and the running sums of the current epoch (``epoch_count``,
   ``epoch_sums``), so a mid-epoch resume computes the same epoch means;
-- ``metrics`` (latest value of every metric) and ``history`` (every Statistic recorded);
+- ``metrics`` (latest value of every metric);
+- ``history.length`` and ``history.summaries``: how many records the history had and the
+  running summary of each metric — never the records, which live in the history's store
+  (a Session's database; for a bare Trainer, its memory), so the state has one format and
+  its size does not grow with the run;
 - ``rng``: the global generator states (Python, NumPy, and each framework in use) in one
   entry, so the state's keys are the same whichever frameworks a process imported; in a
   checkpoint of a distributed job, also those of the other ranks (``rng["ranks"]``), so each
@@ -24,6 +28,7 @@ import logging
 import time
 from typing import Any
 
+from ptdry.core.module import Module
 from ptdry.core.state import State
 from ptdry.core.statistic import Statistic
 from ptdry.errors import ConfigError
@@ -49,10 +54,9 @@ class ResumableTrainer:
             "epoch_sums": {k: float(v) for k, v in run.acc_sums.items()},  # (read off a device, if there)
             "metrics": dict(self.metrics),
         }
-        if self.history_in_state:
-            out["history"] = [s.to_document() for s in self._hist.records]
-        else:  # the history lives elsewhere (a Session's database); remember how far it went
-            out["history_len"] = len(self._hist.records)
+        history = self._hist.state_dict()
+        out["history.length"] = history["length"]
+        out["history.summaries"] = history["summaries"]
         rng = self.__dict__["_pending_rng"] or get_rng_state()
         out["rng"] = dict(rng)
         if self.precision == "16-mixed":  # a key of this definition only: the keys stay those of the definition
@@ -73,12 +77,9 @@ class ResumableTrainer:
         run.in_epoch = False
         self.metrics.clear()
         self.metrics.update(state.get("metrics") or {})
-        if "history" in state:
-            self._hist.records[:] = [Statistic.from_document(doc) for doc in state["history"]]
-        # How many history records the state's position had (None: the history is in the
-        # state); whoever keeps the history elsewhere restores it (see Session.load).
-        self.__dict__["_history_len"] = state.get("history_len")
-        rng = state.get("rng")
+        self._load_history(state)
+        # (states of earlier ptdry versions kept one ``rng.<name>`` entry per generator)
+        rng = state.get("rng") or {k[4:]: v for k, v in state.items() if k.startswith("rng.")}
         self.__dict__["_pending_rng"] = dict(rng) if rng else None
         if state.get("loss_scaler") is not None:
             self.model.load_loss_scaler_state(state["loss_scaler"])
@@ -89,8 +90,34 @@ class ResumableTrainer:
                 name = next((n for n in names if key.startswith(f"callbacks.{n}.")), None)
                 if name is not None:  # unknown names were reported by load_state_dict(strict=True)
                     groups.setdefault(name, {})[key[len(name) + 11 :]] = value
+        strict = self.__dict__.get("_strict_load", True)
         for name, sub in groups.items():
-            self._cbs[name].load_state_dict(State(sub))
+            cb = self._cbs[name]
+            if isinstance(cb, Module):
+                cb.load_state_dict(State(sub), strict=strict)
+            else:
+                cb.load_state_dict(State(sub))
+
+    def load_state_dict(self, state: Any, strict: bool = True, assign: bool = False) -> Any:
+        """As :meth:`Module.load_state_dict`; ``strict`` also applies to the callbacks' states."""
+        self.__dict__["_strict_load"] = strict
+        try:
+            return super().load_state_dict(state, strict=strict, assign=assign)
+        finally:
+            self.__dict__["_strict_load"] = True
+
+    def _load_history(self, state: dict[str, Any]) -> None:
+        """The history's position and summaries; the store forgets records past it. States of
+        earlier ptdry versions held ``history`` (the records) or ``history_len`` instead;
+        they load with ``strict=False``."""
+        if "history" in state and "history.length" not in state:
+            records = [Statistic.from_document(doc) for doc in state["history"] or []]
+            self._hist.load_state_dict({"length": 0})
+            for stat in records:
+                self._hist.append(stat)
+            return
+        length = state.get("history.length", state.get("history_len")) or 0
+        self._hist.load_state_dict({"length": length, "summaries": state.get("history.summaries") or {}})
 
     def _restore_rng(self, rng: dict[str, Any]) -> None:
         """Put the generators back as the loaded state had them: a rank other than 0 takes

@@ -1,25 +1,28 @@
 """RunStorage: a run's checkpoints kept as artifacts of its document in the database.
 
-Each checkpoint's state goes to the Repo's artifact store (files under ``$PTDRY_HOME`` for
-the embedded server, GridFS otherwise); its record — ``{name: "checkpoint/<name>", store,
-ref, sha256, bytes, format, meta}`` — is pushed onto the run document's ``artifacts``.
+Each checkpoint's record — ``{name: "checkpoint/<name>", store, ref, sha256, bytes, format,
+meta}`` — is on the run document's ``artifacts``; its bytes are in the run's artifact store
+(files under ``$PTDRY_HOME`` for the embedded server, GridFS otherwise).
 
-Training must go on when the database is away: a checkpoint that cannot reach it is written
-to the local file store and its record waits in memory (and in a small local index under
-``$PTDRY_HOME/pending``); every later save, and :meth:`flush` at the end of the run, pushes
-the waiting records.
+During a run (a Session passes its :class:`~ptdry.db.run_writer.RunWriter`) nothing waits on
+the database: ``save`` writes the state to a local file (the file store itself, or the spool
+from which the writer uploads it to GridFS) and journals the record; ``list`` and ``remove``
+(retention) work on the run's own list of checkpoints and journal the removals. The writer
+applies all of it in order, and ``ptdry sync`` whatever it could not.
+
+Without a writer (``Session.load``, or a storage made by hand) every call goes to the
+database directly.
+
+The files a run keeps (``session.log_artifact``, record ``file/<name>``) go the same way.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Mapping
 
-from ptdry.core.home import ptdry_home
 from ptdry.core.state import State
-from ptdry.db.artifacts import FileStore
-from ptdry.db.interface import db_down_errors
+from ptdry.db.run_ops import CHECKPOINT_PREFIX, attach_checkpoint, detach_checkpoint, spool
 from ptdry.io.archive import state_from_bytes, state_to_bytes
 from ptdry.train.callbacks.checkpoint import CheckpointStorage, _check_name
 
@@ -27,12 +30,19 @@ __all__ = ["RunStorage"]
 
 log = logging.getLogger(__name__)
 
-PREFIX = "checkpoint/"
+PREFIX = CHECKPOINT_PREFIX
 FILE_PREFIX = "file/"
 
 
 class RunStorage(CheckpointStorage):
     """Checkpoints of run ``run_id`` in ``repo`` (a :class:`ptdry.db.repo.Repo`).
+
+    Args:
+        repo: the Repo of the run's database.
+        run_id: the run's id.
+        writer: the run's background writer while it is live (None: direct database calls).
+        artifacts: the run document's artifact records when the writer starts (a live
+            storage keeps its own list from there).
 
     Example:
         >>> from ptdry.db.repo import Repo
@@ -41,82 +51,65 @@ class RunStorage(CheckpointStorage):
         []
     """
 
-    def __init__(self, repo: Any, run_id: str) -> None:
+    def __init__(self, repo: Any, run_id: str, writer: Any = None, artifacts: list[dict[str, Any]] | None = None) -> None:
         self.repo = repo
         self.run_id = run_id
-        self._pending: list[dict[str, Any]] = []
-        self._index = ptdry_home("pending", create=False) / f"{run_id}.json"
+        self.writer = writer
+        self._live = [a for a in artifacts or [] if a.get("name", "").startswith(PREFIX)] if writer is not None else None
 
     # -- writing -----------------------------------------------------------------------------
+    def put_local(self, data: bytes, name: str, format: str = "ptdry-state") -> dict[str, Any]:
+        """Write ``data`` where the run's artifacts go, without the database: the local file
+        store, or the spool of files the writer uploads. Returns the artifact record."""
+        if self.repo.artifact_kind == "file":
+            store = self.repo._store("file")  # it records this database's reference to the file
+        else:
+            store = spool(self.run_id)
+        return store.put(data, name=name, format=format)
+
     def save(self, name: str, state: Mapping[str, Any], meta: dict[str, Any]) -> None:
+        name = _check_name(name)
         data = state_to_bytes(state)
-        try:
-            record = self.repo.artifacts.put(data, name=PREFIX + _check_name(name), format="ptdry-state")
-        except db_down_errors() as exc:
-            log.warning("database unreachable (%s): checkpoint %s goes to the local file store", type(exc).__name__, name)
-            record = self._local().put(data, name=PREFIX + name, format="ptdry-state")
+        if self._live is None:
+            record = self.repo.artifacts.put(data, name=PREFIX + name, format="ptdry-state")
+            record["meta"] = {**meta, "name": name}
+            attach_checkpoint(self.repo, self.run_id, record)
+            return
+        record = self.put_local(data, PREFIX + name)
         record["meta"] = {**meta, "name": name}
-        self._pending.append(record)
-        self.flush()
+        self._live = [r for r in self._live if r["name"] != record["name"]] + [record]
+        self.writer.submit({"op": "checkpoint", "record": record})
 
     def put_file(self, name: str, data: bytes, meta: dict[str, Any] | None = None) -> dict[str, Any]:
         """Store ``data`` as the run's file ``name`` (record ``file/<name>``), replacing a file
-        of that name; while the database is away it waits like a checkpoint. Returns the record."""
+        of that name. While the run is live it goes like a checkpoint: to a local file, then
+        to the database through the run's writer. Returns the record."""
         full = FILE_PREFIX + name
-        try:
+        if self.writer is None:
             record = self.repo.artifacts.put(data, name=full, format="file")
-        except db_down_errors() as exc:
-            log.warning("database unreachable (%s): file %s goes to the local file store", type(exc).__name__, name)
-            record = self._local().put(data, name=full, format="file")
+            record["meta"] = dict(meta or {})
+            attach_checkpoint(self.repo, self.run_id, record)
+            return record
+        record = self.put_local(data, full, format="file")
         record["meta"] = dict(meta or {})
-        old = self._records_named(full)
-        self._pending = [r for r in self._pending if r.get("name") != full]
-        try:
-            self.repo.modules.update_one({"_id": self.run_id}, {"$pull": {"artifacts": {"name": full}}})
-            for stale in old:
-                if stale.get("ref") != record["ref"]:
-                    self.repo._release(stale)
-        except db_down_errors():
-            pass  # the record below is pushed later; the old one stays listed until then
-        self._pending.append(record)
-        self.flush()
+        self.writer.submit({"op": "checkpoint", "record": record})
         return record
 
-    def _records_named(self, full: str) -> list[dict[str, Any]]:
-        try:
-            doc = self.repo.modules.find_one({"_id": self.run_id}, {"artifacts": 1}) or {}
-        except db_down_errors():
-            return []
-        return [a for a in doc.get("artifacts", []) if a.get("name") == full]
-
-    def flush(self) -> bool:
-        """Push waiting checkpoint records to the run document; True when none wait."""
-        while self._pending:
-            record = self._pending[0]
-            try:
-                self.repo.modules.update_one({"_id": self.run_id}, {"$push": {"artifacts": record}})
-            except db_down_errors():
-                self._write_index()
-                return False
-            self._pending.pop(0)
-        self._index.unlink(missing_ok=True)
-        return True
-
-    def _write_index(self) -> None:
-        self._index.parent.mkdir(parents=True, exist_ok=True)
-        self._index.write_text(json.dumps({"run": self.run_id, "records": self._pending}, default=str))
-
-    def _local(self) -> FileStore:
-        return self.repo._store("file")  # it records this database's reference to the file
+    def remove(self, name: str) -> None:
+        for record in self._records():
+            if record["name"] == PREFIX + name:
+                if self._live is None:
+                    detach_checkpoint(self.repo, self.run_id, record)
+                else:
+                    self._live = [r for r in self._live if r["name"] != record["name"]]
+                    self.writer.submit({"op": "remove", "record": record})
 
     # -- reading -----------------------------------------------------------------------------
     def _records(self) -> list[dict[str, Any]]:
-        try:
-            doc = self.repo.modules.find_one({"_id": self.run_id}, {"artifacts": 1}) or {}
-        except db_down_errors():
-            doc = {}
-        stored = [a for a in doc.get("artifacts", []) if a.get("name", "").startswith(PREFIX)]
-        return stored + [r for r in self._pending if r not in stored]
+        if self._live is not None:
+            return list(self._live)
+        doc = self.repo.modules.find_one({"_id": self.run_id}, {"artifacts": 1}) or {}
+        return [a for a in doc.get("artifacts", []) if a.get("name", "").startswith(PREFIX)]
 
     def list(self) -> list[dict[str, Any]]:
         metas = [dict(r.get("meta", {}), name=r["name"][len(PREFIX) :]) for r in self._records()]
@@ -125,24 +118,13 @@ class RunStorage(CheckpointStorage):
     def load(self, name: str) -> State:
         for record in self._records():
             if record["name"] == PREFIX + name:
-                data = self.repo._store(record["store"]).get(record)
                 return state_from_bytes(
-                    data,
+                    self.repo.artifact_bytes(record),
                     trusted=getattr(self.repo, "trusted", False),
                     allowed=getattr(self.repo, "allowed", ()),
                     source=f"checkpoint {name!r} of run {self.run_id}",
                 )
         raise self._missing(name)
 
-    def remove(self, name: str) -> None:
-        for record in self._records():
-            if record["name"] == PREFIX + name:
-                self._pending = [r for r in self._pending if r is not record and r != record]
-                try:
-                    self.repo.modules.update_one({"_id": self.run_id}, {"$pull": {"artifacts": {"name": record["name"]}}})
-                    self.repo._release(record)
-                except db_down_errors():
-                    log.warning("database unreachable: checkpoint %s of run %s is removed later", name, self.run_id)
-
     def __repr__(self) -> str:
-        return f"RunStorage(run {self.run_id!r})"
+        return f"RunStorage(run {self.run_id!r}{', live' if self._live is not None else ''})"

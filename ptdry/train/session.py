@@ -1,12 +1,15 @@
 """Session: one experiment run, recorded in the database from start to end, resumable.
 
 ``Session(trainer=..., data=..., db=...).run()`` (or ``session()``) stores the whole tree as a
-run document with status ``running``, keeps a heartbeat on it, streams the history to the
-``history`` collection from a background writer (the loop never waits on the database),
-stores checkpoints as artifacts of the run, evaluates on the test split, and ends the
-document as ``completed``, ``failed`` (with the error) or ``interrupted``, with the summary
-of every metric. :meth:`Session.resume` continues a killed run from its last checkpoint
-bit for bit; :meth:`Session.load` gives any past run's tree with a checkpoint loaded.
+run document with status ``running``; from then on every database write of the run — the
+heartbeat, the history, checkpoints and their retention, the run's end — goes through its
+background writer and journal (:mod:`ptdry.db.run_writer`), so the loop never waits on the
+database. It evaluates on the test split and ends the document as ``completed``,
+``failed`` (with the error) or ``interrupted``, with the summary of every metric and the
+final state; if the database is away then, ``ptdry sync`` (or the next ptdry process that
+reaches it) completes the run. :meth:`Session.resume` continues a killed run from its last
+checkpoint (or its initial state) bit for bit; :meth:`Session.load` gives any past run's
+tree with a checkpoint loaded.
 """
 
 from __future__ import annotations
@@ -14,10 +17,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import pickle
 import re
 import signal
 import threading
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from ptdry.core.module import Module
 from ptdry.core.properties import Float, Instance, Int, Str
@@ -25,13 +29,17 @@ from ptdry.core.status import utc_now
 from ptdry.context.manager import ContextManager
 from ptdry.context.request import ResourceRequest
 from ptdry.data.provider import DataProvider, as_provider
-from ptdry.db.history_writer import HistoryWriter, read_history, sync_journals
-from ptdry.db.interface import DBInterface, db_down_errors
+from ptdry.db.history_store import RunHistoryStore
+from ptdry.db.interface import DBInterface
+from ptdry.db.journal import RunJournal
 from ptdry.db.repo import Repo
+from ptdry.db.run_ops import sync_journals
+from ptdry.db.run_writer import RunWriter
 from ptdry.db.uri import mask_uri
-from ptdry.errors import ConfigError, NotFoundError
+from ptdry.errors import ConfigError, NotReadyError, StateDictError, add_note
+from ptdry.io.archive import state_to_bytes
 from ptdry.train import distributed
-from ptdry.train.callbacks.metric_logger import MetricLogger
+from ptdry.train.run_lookup import find_run_id, plan_state, replacer
 from ptdry.train.run_storage import RunStorage
 from ptdry.train.trainer import Trainer
 
@@ -67,29 +75,17 @@ def _file_name(path: Any, name: str | None) -> str:
     return name
 
 
-class _Heartbeat(threading.Thread):
-    """Sets ``status.heartbeat`` (and the loop position) on the run document every few seconds."""
-
-    def __init__(self, session: "Session", repo: Repo, interval: float) -> None:
-        super().__init__(name=f"ptdry-heartbeat-{session.dry_id[:8]}", daemon=True)
-        self.session, self.repo, self.interval = session, repo, interval
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.wait(self.interval):
-            trainer = self.session.trainer
-            self.session.status.beat()
-            try:
-                self.repo.modules.update_one(
-                    {"_id": self.session.dry_id},
-                    {"$set": {"status.heartbeat": utc_now(), "status.step": trainer.step, "status.epoch": trainer.epoch}},
-                )
-            except db_down_errors() as exc:
-                log.debug("heartbeat not written (%s)", type(exc).__name__)
-
-    def stop(self) -> None:
-        self.done.set()
-        self.join(timeout=10)
+def _portable(exc: BaseException | None) -> BaseException | None:
+    """``exc`` as the other ranks of a distributed job can receive it (pickled): itself, or a
+    ConfigError with its message when it cannot be pickled."""
+    if exc is None:
+        return None
+    try:
+        copy = pickle.loads(pickle.dumps(exc))
+    except Exception:
+        copy = ConfigError(f"{type(exc).__name__}: {exc}")
+    add_note(copy, "(raised by rank 0 of the distributed job; every rank stops)")
+    return copy
 
 
 class Terminated(KeyboardInterrupt):
@@ -116,9 +112,9 @@ def _restore_sigterm(previous: Any) -> None:
 
 class _JournalAtCheckpoint:
     """Runtime wiring (not in the definition or the state): fsync queued history records to
-    the journal whenever a checkpoint is saved."""
+    the journal whenever a checkpoint is saved (also to a storage of the callback's own)."""
 
-    def __init__(self, writer: HistoryWriter) -> None:
+    def __init__(self, writer: RunWriter) -> None:
         self.writer = writer
 
     def on_checkpoint_save(self, **_: Any) -> None:
@@ -143,9 +139,13 @@ class Session(Module):
             ``docs/contexts.md``): the whole run happens inside ``ContextManager(context)``,
             which borrows those resources and applies their limits. None: no context.
 
+    ``finish_timeout`` (a class attribute, 10 s) bounds how long the end of a run waits for
+    a database that is away; what is not written by then stays in the run's journal.
+
     Under ``torchrun`` every process runs the same Session: they train together
-    (DistributedDataParallel), rank 0 records the run (with its ``world_size``) and every
-    process's :class:`RunResult` has its id (see ``docs/distributed.md``).
+    (DistributedDataParallel), rank 0 records the run (with its ``world_size`` and
+    ``device``) and every process's :class:`RunResult` has its id (see
+    ``docs/distributed.md``).
 
     Example:
         >>> result = session.run()          # doctest: +SKIP
@@ -157,6 +157,9 @@ class Session(Module):
     name = Str(nonempty=True, allow_none=True)
     seed = Int()
     heartbeat_interval = Float(above=0.0)
+
+    #: Seconds the end of a run waits for the database to take its last writes.
+    finish_timeout: float = 10.0
 
     def __init__(
         self,
@@ -183,11 +186,9 @@ class Session(Module):
         self.tags = [tags] if isinstance(tags, str) else list(tags)
         self.heartbeat_interval = heartbeat_interval
         self.context = None if context is None else ResourceRequest.parse(context)
-        # The run's history is the trainer's: the summary and `ptdry runs` read it. It lives
-        # in the `history` collection, not in every checkpoint (runs may log millions of
-        # points): states record only its length, and load() reads it back.
+        # The run's history is the trainer's: the summary and `ptdry runs` read it. Its records
+        # stream to the `history` collection during the run and are read back on demand.
         self.__dict__["_dry_history"] = trainer.history
-        trainer.history_in_state = False
 
     @property
     def run_id(self) -> str:
@@ -198,9 +199,13 @@ class Session(Module):
     def run(self) -> RunResult:
         """Train, evaluate on the test split, and record everything; returns the result.
 
-        The run document is written first (status ``running``); whatever happens, it ends
-        ``completed``, ``failed`` (the error is stored and re-raised) or ``interrupted``.
-        With a ``context``, all of it happens inside that compute context.
+        Nothing is written when the tree cannot train (no data, no optimizer...: a
+        :class:`NotReadyError`) or when the run is live in another process (a
+        :class:`ConfigError`): a stored run is left as it was. Then the run document is
+        written (status ``running``); whatever happens, it ends ``completed``, ``failed``
+        (the error is stored and re-raised) or ``interrupted``. With a ``context``, all of
+        it happens inside that compute context. Under torchrun, rank 0 does all of this and
+        the other ranks train with it, writing nothing.
 
         Raises:
             ContextError: the context's resources cannot be had.
@@ -212,9 +217,15 @@ class Session(Module):
 
     def _run(self) -> RunResult:
         trainer = self.trainer
+        trainer._check_ready(self.data)
         world = distributed.setup()
-        if world is not None:  # every rank of a distributed job reports rank 0's run
-            self.__dict__["_dry_id"] = distributed.broadcast(self.dry_id)
+        if world is None or world.is_main:
+            live = RunJournal.is_live(None, self.dry_id)
+        if world is not None:  # every rank of a distributed job reports rank 0's run (and refusal)
+            run_id, live = distributed.broadcast((self.dry_id, live if world.is_main else None))
+            self.__dict__["_dry_id"] = run_id
+        if live:
+            raise ConfigError(f"run {self.dry_id} is running in another process on this machine; it cannot run here too")
         trainer.setup()
         if world is not None and not world.is_main:
             return self._run_rank()
@@ -225,17 +236,30 @@ class Session(Module):
         resumed = trainer.looper.started
         self.status.start()
         try:  # the run document first: a database that is down at the start fails fast
-            repo.add_object(self, name=self.name, tags=self.tags, history=False)
+            record = repo.add_object(self, name=self.name, tags=self.tags, history=False)
+            writer = RunWriter(
+                self.db,
+                self.dry_id,
+                project=repo.project,
+                artifacts=repo._artifacts,
+                start_seq=len(trainer.history),
+                heartbeat=self._heartbeat,
+                heartbeat_interval=self.heartbeat_interval,
+            )
         except BaseException as exc:
             self.status.fail(exc)
             raise
-        storage = RunStorage(repo, self.dry_id)
+        # A resumed run's records after its checkpoint are written again, from that point.
+        writer.submit({"op": "truncate", "seq": len(trainer.history)})
+        storage = RunStorage(repo, self.dry_id, writer=writer, artifacts=record.get("artifacts"))
         trainer.checkpoint_storage = storage
         self._attach_waiting_files(storage)
-        writer = HistoryWriter(lambda: repo.db.collection("history"), self.dry_id, start_seq=len(trainer.history))
-        logger = self._attach_logger(writer)
-        heartbeat = _Heartbeat(self, repo, self.heartbeat_interval)
-        heartbeat.start()
+        store = trainer.history.store
+        if not (isinstance(store, RunHistoryStore) and store.run == self.dry_id):
+            store = RunHistoryStore(self.db, self.dry_id)
+            trainer.history.use_store(store)
+        store.attach(writer.write, len(trainer.history))
+        self._wire(writer)
         previous_sigterm = _interrupt_on_sigterm()
         try:
             trainer.callbacks.call("on_session_start", trainer=trainer, session=self, resumed=resumed)
@@ -253,20 +277,21 @@ class Session(Module):
             self.status.complete(reason=trainer.status.reason)
         finally:
             _restore_sigterm(previous_sigterm)
-            heartbeat.stop()
-            synced = writer.close()
-            storage.flush()
-            trainer.remove_callback(logger)
             trainer.remove_callback("ptdry.session.journal")
-            self._finish(repo, synced)
+            store.detach(len(trainer.history))
+            self._finish(repo, writer, storage)
         return RunResult(self.dry_id, self.status.state, metrics, trainer.history.summary())
 
     __call__ = run
 
     def _run_rank(self) -> RunResult:
         """A rank other than 0 of a distributed job: trains and evaluates with the others
-        (its collectives), and writes nothing — rank 0 records the run."""
+        (its collectives), and writes nothing — rank 0 records the run. Its history keeps
+        the summaries but no records while it trains; afterwards they are read from the
+        database, where rank 0 stored them."""
         trainer = self.trainer
+        history = trainer.history
+        history.use_store(None)
         self.status.start()
         try:
             trainer.callbacks.call("on_session_start", trainer=trainer, session=self, resumed=trainer.looper.started)
@@ -280,30 +305,44 @@ class Session(Module):
         except BaseException as exc:
             self.status.fail(exc)
             raise
-        self.status.complete(reason=trainer.status.reason)
-        return RunResult(self.dry_id, self.status.state, metrics, trainer.history.summary())
+        else:
+            self.status.complete(reason=trainer.status.reason)
+        finally:
+            history.use_store(RunHistoryStore(self.db, self.dry_id, stored=len(history)))
+        return RunResult(self.dry_id, self.status.state, metrics, history.summary())
 
-    def _attach_logger(self, writer: HistoryWriter) -> MetricLogger:
-        """History → database (MetricLogger), and the journal made durable at each checkpoint,
-        so a run killed after a checkpoint has that checkpoint's history on disk."""
+    def _heartbeat(self) -> dict[str, Any]:
+        """The heartbeat's fields (the writer sets them on the run document)."""
+        self.status.beat()
+        trainer = self.trainer
+        return {"status.heartbeat": utc_now(), "status.step": trainer.step, "status.epoch": trainer.epoch}
+
+    def _wire(self, writer: RunWriter) -> None:
+        """Runtime callbacks of this run (not in its definition or state)."""
         for name in list(self.trainer.callbacks.names()):
             if name.startswith("ptdry.session."):
                 self.trainer.remove_callback(name)
         self.trainer.add_callback(_JournalAtCheckpoint(writer), name="ptdry.session.journal")
-        return self.trainer.add_callback(MetricLogger(sink=writer), name="ptdry.session.MetricLogger")
 
-    def _finish(self, repo: Repo, synced: bool) -> None:
-        """Write the final document (status, summary, final state); never raises for a
-        database outage — the run's history is then in the journal for ``ptdry sync``."""
+    def _finish(self, repo: Repo, writer: RunWriter, storage: RunStorage) -> None:
+        """Journal the run's end (documents with status and summary, the final state) and
+        give the writer ``finish_timeout`` seconds to write it; what it cannot write stays in
+        the journal for ``ptdry sync``. Never waits longer, whatever the database does."""
         try:
-            repo.add_object(self, name=self.name, tags=self.tags, history=False)
-            if not synced:
-                repo.modules.update_one({"_id": self.dry_id}, {"$set": {"history_pending": True}})
-        except db_down_errors() as exc:
+            contents = repo.object_contents(self)
+            state = storage.put_local(state_to_bytes(self.state_dict()), "state")
+            kept = any(m.get("reason") != "exception" for m in storage.list())
+            end = {"contents": contents, "state": state, "name": self.name, "tags": self.tags, "keep_initial": not kept}
+            writer.submit({"op": "finish", **end})
+        finally:
+            synced = writer.close(self.finish_timeout)
+            # After the run, checkpoints saved by hand go to the database directly.
+            self.trainer.checkpoint_storage = RunStorage(repo, self.dry_id)
+        if not synced:
             log.error(
-                "run %s finished as %s but the database is unreachable (%s); its history is in the "
-                "journal (`ptdry sync`) and its last checkpoint in the local store",
-                self.dry_id, self.status.state, type(exc).__name__,
+                "run %s ended as %s, but the database has not taken all of it yet (%s); `ptdry sync` "
+                "completes it (status, summary, history, checkpoints) once the database is back",
+                self.dry_id, self.status.state, writer.journal.path,
             )  # fmt: skip
 
     # -- files kept with the run ---------------------------------------------------------------------
@@ -314,7 +353,10 @@ class Session(Module):
 
         The bytes go to the run's artifact store (files under ``$PTDRY_HOME`` for the
         embedded server, GridFS otherwise); called before :meth:`run`, the file is attached
-        when the run document is written. Returns the stored record.
+        when the run document is written; during the run, it goes through the run's
+        background writer like a checkpoint (the loop never waits on the database). Returns
+        the record. Under torchrun, rank 0 stores the file; on other ranks this reads it and
+        returns its record with ``"stored": False``.
 
         Raises:
             ConfigError: ``name`` is not a relative name like ``plots/loss.png``.
@@ -327,6 +369,9 @@ class Session(Module):
         world = distributed.current() or distributed.environment()
         if world is not None and not world.is_main:  # rank 0 records the run's files
             return {"name": f"file/{name}", "bytes": len(data), "meta": meta, "rank": world.rank, "stored": False}
+        live = self.trainer.checkpoint_storage
+        if isinstance(live, RunStorage) and live.run_id == self.dry_id and live.writer is not None:
+            return live.put_file(name, data, meta)
         repo = Repo(self.db, project=self.project)
         if repo.modules.find_one({"_id": self.dry_id}, {"_id": 1}) is None:
             self.__dict__.setdefault("_waiting_files", {})[name] = (data, meta)
@@ -345,56 +390,44 @@ class Session(Module):
         which: str | None = "last",
         db: DBInterface | str | None = None,
         *,
+        data: Any = None,
+        replace: Mapping[str, Any] | None = None,
+        strict: bool = True,
         trusted: bool = False,
         allowed: Iterable[Any] = (),
         device: str | None = None,
     ) -> "Session":
-        """The tree of past run ``run_id`` with checkpoint ``which`` (``"last"``, ``"best"``, a
-        name, or None for the state stored at the end of the run) loaded into its trainer.
+        """The tree of past run ``run_id`` with checkpoint ``which`` loaded into its trainer.
 
-        The stored tree may only name allowed classes and functions (ptdry and torch model
-        classes, classes of modules you imported, what you registered with ``ptdry.allow``;
-        see :mod:`ptdry.core.allowed`); pass ``allowed=[fn, ...]`` for more, or
-        ``trusted=True`` if you trust the database.
+        Args:
+            run_id: the run's id, or a unique prefix of it (as ``ptdry runs`` prints).
+            which: ``"last"``, ``"best"``, ``"exception"``, a checkpoint name, or None for the
+                state stored with the run (at its end; at its start if it never ended).
+                ``"last"`` on a run without checkpoints gives that stored state.
+            db: the database (default: the embedded one, or ``$PTDRY_DB_URI``).
+            data: the data to use instead of the stored one, in any form
+                :func:`~ptdry.data.provider.as_provider` takes (needed when a split wrapped a
+                dataset object that ptdry could not store, e.g. a big torch ``Dataset``).
+            replace: ``{"dotted.path": object}`` parts of the tree to replace before the
+                stored state is loaded into it, e.g. ``{"trainer.looper": Looper(epochs=20)}``.
+            strict: state keys must fit the tree exactly; False loads those that match.
+            trusted, allowed: the stored tree may only name allowed classes and functions
+                (ptdry and torch model classes, classes of modules you imported, what you
+                registered with ``ptdry.allow``; see :mod:`ptdry.core.allowed`); pass
+                ``allowed=[fn, ...]`` for more, or ``trusted=True`` if you trust the database.
+            device: ``"cpu"``, ``"cuda:1"``, ... becomes the trainer's device and the model is
+                moved there at once; None keeps the run's device for training and leaves the
+                loaded model on the CPU until then. Checkpoints load on any device (a run
+                trained on a GPU loads on a CPU machine).
 
-        Checkpoints load on any device (a run trained on a GPU loads on a CPU machine).
-        ``device`` (``"cpu"``, ``"cuda:1"``, ...) becomes the trainer's device and the model
-        is moved there at once; None keeps the run's device for training and leaves the
-        loaded model on the CPU until then."""
-        repo = Repo(db, trusted=trusted, allowed=allowed)
-        if repo.modules.find_one({"_id": run_id}, {"_id": 1}) is None:
-            raise NotFoundError(f"no run {run_id!r} in {repo.db!r}; see `ptdry runs`")
-        session = repo.get_obj_by_id(run_id)
-        if not isinstance(session, Session):
-            raise ConfigError(f"{run_id!r} is a {type(session).__qualname__}, not a Session run")
-        # The run continues where it was found. (Its stored definition holds the URI with
-        # the password masked, so a connection rebuilt from it could not log in.)
-        session.db = repo.db
-        if which is not None:
-            storage = RunStorage(repo, run_id)
-            session.trainer.load_checkpoint(storage, which)
-        session._restore_history(repo)
-        if device is not None:
-            session.trainer.device = device
-            session.trainer.model.to_device(device)
-        return session
-
-    def _restore_history(self, repo: Repo) -> None:
-        """Read back the history records the loaded state had (journaled ones first)."""
-        count = self.trainer.__dict__.get("_history_len")
-        if count is None:
-            return
-        coll = repo.db.collection("history")
-        world = distributed.environment()
-        if world is None or world.is_main:  # (only rank 0 writes to the database)
-            sync_journals(coll, runs=[self.dry_id])
-        records = read_history(coll, self.dry_id, count)
-        if len(records) != count:
-            log.warning(
-                "run %s: %d of its first %d history records are in the database; the history "
-                "continues from there", self.dry_id, len(records), count,
-            )  # fmt: skip
-        self.trainer.history.records[:] = records
+        Raises:
+            NotFoundError: no such run, or no such checkpoint (``which="best"`` when no best
+                checkpoint was kept).
+            MultipleFoundError: the id prefix matches several runs.
+            StateDictError: the stored state does not fit the tree (see ``strict``).
+            ConfigError: no such ``device`` here, or the model cannot be moved there.
+        """
+        return cls._open(run_id, which, db, data, replace, strict, trusted, allowed, device, resuming=False)
 
     @classmethod
     def resume(
@@ -403,16 +436,123 @@ class Session(Module):
         db: DBInterface | str | None = None,
         which: str = "last",
         *,
+        data: Any = None,
+        replace: Mapping[str, Any] | None = None,
+        strict: bool = True,
         trusted: bool = False,
         allowed: Iterable[Any] = (),
         device: str | None = None,
     ) -> RunResult:
-        """Continue run ``run_id`` (e.g. killed mid-training) from its checkpoint ``which``;
-        the run keeps its id, and its history continues without duplicates. ``trusted``,
-        ``allowed`` and ``device`` are as for :meth:`load`. Under torchrun every rank calls
-        it and the job continues exactly where its last checkpoint was."""
-        session = cls.load(run_id, which=which, db=db, trusted=trusted, allowed=allowed, device=device)
-        return session.run()
+        """Continue run ``run_id`` (e.g. killed mid-training) from its checkpoint ``which``
+        — or, if it has none, from its initial state; the run keeps its id and its history
+        continues without duplicates. The arguments are as for :meth:`load`.
+
+        A resume that cannot start (the run is live elsewhere, data missing, a state that
+        does not fit) raises before anything is written: the run stays as it was. Under
+        torchrun every rank calls it and the job continues exactly where its checkpoint was.
+        """
+        return cls.prepare_resume(
+            run_id, db, which, data=data, replace=replace, strict=strict, trusted=trusted, allowed=allowed, device=device
+        ).run()
+
+    @classmethod
+    def prepare_resume(
+        cls,
+        run_id: str,
+        db: DBInterface | str | None = None,
+        which: str = "last",
+        *,
+        data: Any = None,
+        replace: Mapping[str, Any] | None = None,
+        strict: bool = True,
+        trusted: bool = False,
+        allowed: Iterable[Any] = (),
+        device: str | None = None,
+    ) -> "Session":
+        """The Session :meth:`resume` runs, ready to continue run ``run_id`` — its checkpoint
+        ``which`` loaded, or its initial state when it has none — without running it yet (a
+        sweep worker adds its runtime callbacks first). The arguments are as for :meth:`load`.
+
+        Raises:
+            NotReadyError: the tree cannot train (e.g. data to pass again); nothing was written.
+        """
+        session = cls._open(run_id, which, db, data, replace, strict, trusted, allowed, device, resuming=True)
+        try:
+            session.trainer._check_ready(session.data)
+        except NotReadyError as exc:
+            add_note(exc, f"Session.resume(..., data=...) takes the data again; run {session.dry_id} is left as it was")
+            raise
+        return session
+
+    @classmethod
+    def _open(
+        cls,
+        run_id: str,
+        which: str | None,
+        db: Any,
+        data: Any,
+        replace: Any,
+        strict: bool,
+        trusted: bool,
+        allowed: Any,
+        device: str | None,
+        *,
+        resuming: bool,
+    ) -> "Session":
+        repo = Repo(db, trusted=trusted, allowed=allowed)
+        run_id = cls._find_run(repo, run_id, resuming)
+        doc = repo.modules.find_one({"_id": run_id}, {"artifacts": 1, "status": 1, "cls": 1})
+        state, which = plan_state(doc, which, resuming)
+        try:
+            session = repo.get_obj_by_id(run_id, state=state, prepare=replacer(replace), strict=strict)
+            if not isinstance(session, Session):
+                raise ConfigError(f"{run_id!r} is a {type(session).__qualname__}, not a Session run")
+            if data is not None:
+                session.data = as_provider(data)
+            if which is not None:
+                session.trainer.load_checkpoint(RunStorage(repo, run_id), which, strict=strict)
+        except StateDictError as exc:
+            add_note(exc, f"Session.{'resume' if resuming else 'load'}(..., strict=False) loads the keys that match")
+            raise
+        # The run continues where it was found. (Its stored definition holds the URI with
+        # the password masked, so a connection rebuilt from it could not log in.)
+        session.db = repo.db
+        history = session.trainer.history
+        history.use_store(RunHistoryStore(repo.db, run_id, stored=len(history)))
+        if device is not None:
+            session.trainer.device = device
+            session.trainer.model.to_device(device)
+        return session
+
+    @staticmethod
+    def _find_run(repo: Repo, run_id: str, resuming: bool) -> str:
+        """The full id of run ``run_id`` (a prefix), with what a killed or cut-off process of
+        the run left in its journal written first.
+
+        Only rank 0 of a distributed job touches the journals (the run's is rank 0's). A
+        resume is every rank's (torchrun): there the others wait for rank 0's id, or its
+        refusal, so that all load the checkpoint its sync made the latest."""
+        world = distributed.setup() if resuming else distributed.current()
+        if world is not None and not world.is_main:
+            if not resuming:
+                return find_run_id(repo, run_id)
+            found, problem = distributed.broadcast(None)
+            if problem is not None:
+                raise problem
+            return found
+        found, problem = None, None
+        try:
+            found = find_run_id(repo, run_id)
+            if resuming and RunJournal.is_live(None, found):
+                raise ConfigError(f"run {found} is running in another process on this machine; it cannot be resumed while it runs")
+            sync_journals(repo, runs=[found])
+        except Exception as exc:
+            problem = exc
+            raise
+        finally:
+            if world is not None and resuming:
+                distributed.broadcast((found, _portable(problem)))
+        return found
 
     def __repr__(self) -> str:
         return f"Session({self.name or type(self).__name__!r}, run_id={self.dry_id!r}, status={self.status.state!r})"

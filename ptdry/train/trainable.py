@@ -143,18 +143,39 @@ class Trainable(Module):
         or a framework tensor."""
         raise NotImplementedError(f"{type(self).__name__} does not implement predict_batch(*inputs)")
 
-    def predict(self, data: Any, batch_size: int = 256, *, split: str = "test") -> Any:
-        """The model's outputs over ``data`` as NumPy arrays: every framework's models give
-        the same :class:`~ptdry.train.prediction.Predictions` ``(outputs, targets)``.
+    def predict(self, data: Any, batch_size: int | None = None, *, split: str = "test") -> Any:
+        """The model's outputs over ``data`` as a :class:`~ptdry.data.numpy_dataset.NumpyDataset`:
+        every framework's models output data the same way (DRYML's "all models output data in
+        the form of Datasets").
+
+        Batches are read as the Trainer's steps read them: ``(inputs..., targets)`` when a
+        batch is a tuple of two or more parts, else inputs only. With targets the result is
+        supervised, ``NumpyDataset((outputs, targets))``, else ``NumpyDataset(outputs)``; both
+        are one batch of every row, in the data's order (``.peek()`` gives the arrays,
+        ``.unbatch()`` the rows).
 
         Args:
-            data: an array of inputs, a tuple ``(X, ..., y)`` (the last array is the
-                targets; ``(X,)`` for inputs only), or a DataProvider (its ``split``).
-            batch_size: samples per forward pass.
+            data: an array or tensor of inputs, a tuple ``(X, ..., y)`` (``(X,)`` for inputs
+                only), a ptdry Dataset of any backend (NumPy, torch, TensorFlow), a
+                DataLoader (read in order, unshuffled, every row), a DataProvider (its
+                ``split``), a torch ``Dataset`` or a ``tf.data.Dataset``.
+            batch_size: rows per forward pass; None: a DataLoader's (or a DataProvider's)
+                batch size, a batched iterable dataset's own batches, else 256.
             split: the DataProvider's split.
 
         Raises:
             ConfigError: ``data`` of another kind, arrays of different lengths, no samples.
+
+        Example:
+            >>> import numpy as np, torch
+            >>> from ptdry import Model, NumpyDataset, ObjectDef
+            >>> model = Model(ObjectDef(torch.nn.Linear, 3, 2))
+            >>> X, y = np.zeros((5, 3), np.float32), np.arange(5)
+            >>> predicted = model.predict(NumpyDataset((X, y)).torch(), batch_size=2)
+            >>> predicted.supervised, [a.shape for a in predicted.peek()]
+            (True, [(5, 2), (5,)])
+            >>> model.predict(X).supervised
+            False
         """
         return predict(self, data, batch_size, split)
 

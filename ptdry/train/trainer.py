@@ -4,7 +4,7 @@
 :meth:`Trainer.train_step`; every event fires a trigger on the callbacks (see
 :mod:`ptdry.train.triggers`); values go to the trainer's History. ``state_dict()`` holds
 everything a run needs to continue exactly where it was: model, optimizer, callbacks, loop
-position, the three global RNG states, history and seed.
+position, the three global RNG states, the history's position and summaries, and the seed.
 
 Device, precision, gradient clipping and compilation are settings the Trainer hands to the
 model (``Trainable.setup_training``), so this file never imports a framework; gradient
@@ -132,10 +132,6 @@ class Trainer(ResumableTrainer, RuntimeTrainer, EpochLoop, Module):
         >>> trainer.fit(data, seed=0)["val.accuracy"] > 0.9
         True
     """
-
-    #: Whether ``state_dict()`` holds the history (a Session that stores it elsewhere may
-    #: set this to False on the instance; the trees saving and loading must agree).
-    history_in_state: bool = True
 
     model = Instance(Trainable, kind="a ptdry Model(net, optimizer, criterion) or another Trainable")
     verbose = Choice(["auto", 0, 1, 2])
@@ -408,12 +404,13 @@ class Trainer(ResumableTrainer, RuntimeTrainer, EpochLoop, Module):
 
     # -- history -------------------------------------------------------------------------------
     def log(self, name: str, values: Mapping[str, Any], *, step: int | None = None, epoch: int | None = None) -> Statistic:
-        """Record ``values`` as ``Statistic(name, values)`` in the history, update
-        :attr:`metrics` and fire on_log. Step and epoch default to the current ones."""
+        """Record ``values`` as ``Statistic(name, values)`` in the history (which summarizes it
+        and hands it to its store), update :attr:`metrics` and fire on_log. Step and epoch
+        default to the current ones."""
         stat = Statistic(
             name, values, step=self.looper.steps_done if step is None else step, epoch=self.epoch if epoch is None else epoch
         )
-        self._hist.records.append(stat)
+        self._hist.append(stat)
         metrics = self.metrics
         for k, v in stat.values.items():
             metrics[f"{name}.{k}"] = v

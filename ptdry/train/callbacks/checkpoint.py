@@ -77,8 +77,10 @@ def select_checkpoint(entries: list[dict[str, Any]], which: str) -> dict[str, An
     """The meta of the checkpoint ``which`` names among ``entries`` (from ``storage.list()``).
 
     ``"last"``: the latest regular checkpoint (not one saved on exception); ``"best"``: the
-    best by its recorded monitored value; ``"exception"``: the latest saved on exception;
-    anything else: a checkpoint name.
+    best by its recorded monitored value among those saved by a policy that ranks them (a
+    monitor and ``save_top_k`` of k >= 1, or -1 for all; the default ``Checkpoint()`` keeps
+    the best by ``val.loss``) — never another one; ``"exception"``: the latest saved on
+    exception; anything else: a checkpoint name.
 
     Raises:
         NotFoundError: no checkpoint matches; the message lists what the storage holds.
@@ -90,7 +92,21 @@ def select_checkpoint(entries: list[dict[str, Any]], which: str) -> dict[str, An
     elif which == "exception":
         found = max((e for e in entries if e.get("reason") == "exception"), key=_order, default=None)
     elif which == "best":
-        scored = [e for e in regular if _finite(e.get("value"))]
+        kept = [e for e in regular if e.get("monitor") is not None and e.get("save_top_k", e.get("keep_best"))]
+        if not kept:
+            raise NotFoundError(
+                f"no best checkpoint was kept (the storage holds {names or 'nothing'}; a Checkpoint keeps "
+                "the best only with a monitor and save_top_k >= 1). Train with Checkpoint(monitor='val.loss') "
+                "(it keeps the best by that metric, and the latest), or load which='last'"
+            )
+        scored = [e for e in kept if _finite(e.get("value"))]
+        if not scored:
+            monitors = sorted({str(e.get("monitor")) for e in kept})
+            raise NotFoundError(
+                f"no checkpoint recorded a finite value of {', '.join(monitors)}, so none is best (the storage "
+                f"holds {names}); does the run compute that metric before each save (a val split, validation "
+                "every epoch), and is it not NaN?"
+            )
         modes = {e.get("mode", "min") for e in scored}
         if len(modes) > 1 or len({e.get("monitor") for e in scored}) > 1:
             raise ConfigError("checkpoints monitor different metrics; load one by name instead of which='best'")
@@ -365,7 +381,7 @@ class Checkpoint(MonitorCallback):
                 "Checkpoint: no %s yet at step %d, so this checkpoint does not rank among the best "
                 "(a run without validation keeps only the latest)", self.monitor, looper.steps_done,
             )  # fmt: skip
-        meta = {"prefix": self.prefix, "monitor": self.monitor, "mode": self.mode, "value": value}
+        meta = {"prefix": self.prefix, "monitor": self.monitor, "mode": self.mode, "value": value, "save_top_k": self.save_top_k}
         name = checkpoint_name(self.prefix, looper.epochs_done, looper.steps_done)
         info = trainer.save_checkpoint(name, storage=self.storage, reason="periodic", meta=meta)
         if info.get("saved", True):  # (ranks other than 0 of a distributed job save nothing)

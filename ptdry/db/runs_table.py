@@ -27,12 +27,16 @@ __all__ = [
     "STALE_AFTER",
     "WHERE_ALIASES",
     "column_name",
+    "config_leaves",
     "display_state",
     "field_path",
     "format_value",
+    "metric_columns",
+    "run_duration",
     "runs_filter",
     "runs_table",
     "sort_spec",
+    "varying_config",
 ]
 
 #: A ``running`` run whose heartbeat is older than this shows as ``dead``.
@@ -161,27 +165,57 @@ def _translate_status(node: Any, cutoff: dt.datetime) -> Any:
     return parts[0] if len(parts) == 1 else {"$and": parts}
 
 
-def runs_filter(where: str | None, now: dt.datetime, *, roots_only: bool = True) -> dict[str, Any]:
+def runs_filter(
+    where: str | None,
+    now: dt.datetime,
+    *,
+    roots_only: bool = True,
+    project: str | None = None,
+    name: str | None = None,
+    tag: str | None = None,
+) -> dict[str, Any]:
     """The Mongo filter of a ``--where`` text (JSON filters are used as written), limited to
-    root runs unless ``roots_only=False``.
+    root runs unless ``roots_only=False``, and to an exact project, a name prefix and a tag.
 
     Raises:
         SelectorError: the text cannot be parsed or is refused.
     """
-    from ptdry.cli.where import parse_where
+    from ptdry.db.where import parse_where
 
     filt: dict[str, Any] = {}
     if where and where.strip():
         filt = parse_where(where, resolve=field_path)
         if not where.lstrip().startswith("{"):
             filt = _translate_status(filt, now - STALE_AFTER)
+    parts = [filt] if filt else []
     if roots_only:
-        filt = {"$and": [{"parent": None}, filt]} if filt else {"parent": None}
-    return filt
+        parts.insert(0, {"parent": None})
+    if project:
+        parts.append({"project": project})
+    if name:
+        parts.append({"name": {"$regex": "^" + re.escape(name)}})
+    if tag:
+        parts.append({"tags": tag})
+    return parts[0] if len(parts) == 1 else {"$and": parts} if parts else {}
 
 
-def sort_spec(text: str) -> list[tuple[str, int]]:
-    """``[(path, direction)]`` of a ``--sort`` text (a column name; a leading ``-``: descending).
+def run_duration(doc: Mapping[str, Any], now: dt.datetime) -> float | None:
+    """Seconds the run has run: start to end, to now while it runs, to its last heartbeat
+    when it is dead; None before it started."""
+    status = doc.get("status") or {}
+    started = status.get("started_at")
+    if not isinstance(started, dt.datetime):
+        return None
+    end = status.get("ended_at")
+    if not isinstance(end, dt.datetime):
+        beat = status.get("heartbeat")
+        end = beat if display_state(doc, now) == "dead" and isinstance(beat, dt.datetime) else now
+    return max(0.0, (end - started).total_seconds())
+
+
+def sort_spec(text: str, option: str = "--sort") -> list[tuple[str, int]]:
+    """``[(path, direction)]`` of a ``--sort`` text (a column name; a leading ``-``: descending);
+    ``option`` names the option in the error (``"sort"`` for a web API's parameter).
 
     Raises:
         SelectorError: not a field name (operators such as ``$where`` included).
@@ -189,7 +223,7 @@ def sort_spec(text: str) -> list[tuple[str, int]]:
     name = text[1:] if text[:1] in "+-" else text
     if not _FIELD.match(name):
         raise SelectorError(
-            f"--sort takes a field name such as created, val.accuracy or trainer.model.optimizer.lr "
+            f"{option} takes a field name such as created, val.accuracy or trainer.model.optimizer.lr "
             f"(a leading '-' sorts descending); received {text!r}"
         )
     return [(field_path(name), -1 if text.startswith("-") else 1)]
@@ -230,7 +264,7 @@ def config_leaves(config: Any, *, classes: bool = False) -> dict[str, Any]:
     return out
 
 
-def _varying(records: Sequence[Mapping[str, Any]], most: int) -> list[str]:
+def varying_config(records: Sequence[Mapping[str, Any]], most: int) -> list[str]:
     """Config paths whose values differ across the runs (the interesting columns)."""
     values: dict[str, set[str]] = {}
     for rec in records:
@@ -243,7 +277,8 @@ def _varying(records: Sequence[Mapping[str, Any]], most: int) -> list[str]:
     return (numeric or list(values))[:most]
 
 
-def _metric_columns(records: Sequence[Mapping[str, Any]], most: int) -> list[str]:
+def metric_columns(records: Sequence[Mapping[str, Any]], most: int) -> list[str]:
+    """A few summary metrics of the runs, validation and test ones first."""
     from ptdry.db.repo import flat_summary
 
     names: dict[str, None] = {}
@@ -253,30 +288,21 @@ def _metric_columns(records: Sequence[Mapping[str, Any]], most: int) -> list[str
 
 
 def runs_table(
-    records: Sequence[Mapping[str, Any]], now: dt.datetime, *, config_columns: int = 4, metric_columns: int = 3
+    records: Sequence[Mapping[str, Any]], now: dt.datetime, *, config_columns: int = 4, metric_count: int = 3
 ) -> tuple[list[str], list[list[str]]]:
     """``(header, rows)`` of the runs table: id, name, version, status, created, the config
     values that differ between the runs, and the best value of a few metrics."""
-    config_paths = [f"config.{c}" for c in _varying(records, config_columns)]
-    metric_paths = [f"summary.{m}.best" for m in _metric_columns(records, metric_columns)]
+    from ptdry.db.repo import get_path
+
+    config_paths = [f"config.{c}" for c in varying_config(records, config_columns)]
+    metric_paths = [f"summary.{m}.best" for m in metric_columns(records, metric_count)]
     fixed = ["_id", "name", "version", "status.state", "created_at"]
     header = [column_name(p) for p in fixed + config_paths + metric_paths]
     rows = []
     for rec in records:
         row = [str(rec["_id"])[:8], str(rec.get("name", "")), str(rec.get("version", "")), display_state(rec, now)]
         row.append(format_value(rec.get("created_at")) if isinstance(rec.get("created_at"), dt.datetime) else "")
-        row += [format_value(_get(rec, p)) for p in config_paths + metric_paths]
+        row += [format_value(get_path(rec, p)) for p in config_paths + metric_paths]
         rows.append(row)
     return header, rows
 
-
-def _get(doc: Mapping[str, Any], path: str) -> Any:
-    value: Any = doc
-    for part in path.split("."):
-        if isinstance(value, Mapping) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            return None
-    return value
