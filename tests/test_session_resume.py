@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 
@@ -250,3 +251,24 @@ def test_a_session_history_is_streamed_and_read_back_on_demand(db_name):
     assert history.last("val.loss") == evaluated["loss"] == history.records[-1]["val.loss"]
     assert len(history.records) == len(history) == len(_history(db, session.dry_id)) + 1
 
+
+
+class _SigtermWhileFinishing(Session):
+    """A scheduler's SIGTERM arriving just as the run's end is being written."""
+
+    def _finish(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        super()._finish(*args, **kwargs)
+
+
+def test_a_sigterm_while_the_runs_end_is_written_waits_for_the_record_then_is_raised(db_name):
+    db = _mock(db_name)
+    session = make_session(db, epochs=1)
+    session.__class__ = _SigtermWhileFinishing
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(Terminated, match="while the run's end was written"):
+        session.run()
+    assert signal.getsignal(signal.SIGTERM) is before
+    doc = db.collection("modules").find_one({"_id": session.dry_id})
+    assert doc["status"]["state"] == "completed" and doc["summary"]  # the record was finished first
+    assert "state" in {a["name"] for a in doc["artifacts"]}

@@ -98,16 +98,33 @@ def _raise_terminated(signum: int, frame: Any) -> None:
     raise Terminated(f"received signal {signum} (SIGTERM)")
 
 
-def _interrupt_on_sigterm() -> Any:
-    """Install the SIGTERM handler (main thread only); returns the previous one."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
+class _Sigterm:
+    """SIGTERM during a run (main thread only): raises :class:`Terminated` in the loop, and is
+    held while the run's end is written (a scheduler's grace period is spent finishing the
+    record, not cut short by the default action); a held signal is raised once that is done."""
 
+    def __init__(self) -> None:
+        self.installed = threading.current_thread() is threading.main_thread()
+        self.previous: Any = None
+        self.held = False
 
-def _restore_sigterm(previous: Any) -> None:
-    if previous is not None:
-        signal.signal(signal.SIGTERM, previous)
+    def __enter__(self) -> "_Sigterm":
+        if self.installed:
+            self.previous = signal.signal(signal.SIGTERM, _raise_terminated)
+        return self
+
+    def hold(self) -> None:
+        if self.installed:
+            signal.signal(signal.SIGTERM, self._hold)
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self.held = True
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> None:
+        if self.installed:  # None: a handler not installed from Python, restored as the default
+            signal.signal(signal.SIGTERM, signal.SIG_DFL if self.previous is None else self.previous)
+        if self.held and exc is None:
+            raise Terminated(f"received signal {signal.SIGTERM.value} (SIGTERM) while the run's end was written")
 
 
 class _JournalAtCheckpoint:
@@ -260,7 +277,20 @@ class Session(Module):
             trainer.history.use_store(store)
         store.attach(writer.write, len(trainer.history))
         self._wire(writer)
-        previous_sigterm = _interrupt_on_sigterm()
+        with _Sigterm() as sigterm:
+            try:
+                metrics = self._train(resumed)
+            finally:
+                sigterm.hold()
+                trainer.remove_callback("ptdry.session.journal")
+                store.detach(len(trainer.history))
+                self._finish(repo, writer, storage)
+        return RunResult(self.dry_id, self.status.state, metrics, trainer.history.summary())
+
+    def _train(self, resumed: bool) -> dict[str, float]:
+        """Fit, then test when there is a test split, between the session callbacks; the
+        status ends completed, interrupted (Ctrl-C, SIGTERM) or failed. Returns the metrics."""
+        trainer = self.trainer
         try:
             trainer.callbacks.call("on_session_start", trainer=trainer, session=self, resumed=resumed)
             metrics = trainer.fit(self.data, seed=self.seed)
@@ -273,14 +303,8 @@ class Session(Module):
         except BaseException as exc:
             self.status.fail(exc)
             raise
-        else:
-            self.status.complete(reason=trainer.status.reason)
-        finally:
-            _restore_sigterm(previous_sigterm)
-            trainer.remove_callback("ptdry.session.journal")
-            store.detach(len(trainer.history))
-            self._finish(repo, writer, storage)
-        return RunResult(self.dry_id, self.status.state, metrics, trainer.history.summary())
+        self.status.complete(reason=trainer.status.reason)
+        return metrics
 
     __call__ = run
 
@@ -294,19 +318,7 @@ class Session(Module):
         history.use_store(None)
         self.status.start()
         try:
-            trainer.callbacks.call("on_session_start", trainer=trainer, session=self, resumed=trainer.looper.started)
-            metrics = trainer.fit(self.data, seed=self.seed)
-            if self.data.has("test"):
-                metrics.update({f"test.{k}": v for k, v in trainer.evaluate(self.data, "test").items()})
-            trainer.callbacks.call("on_session_end", trainer=trainer, session=self, metrics=metrics)
-        except KeyboardInterrupt:
-            self.status.interrupt()
-            raise
-        except BaseException as exc:
-            self.status.fail(exc)
-            raise
-        else:
-            self.status.complete(reason=trainer.status.reason)
+            metrics = self._train(trainer.looper.started)
         finally:
             history.use_store(RunHistoryStore(self.db, self.dry_id, stored=len(history)))
         return RunResult(self.dry_id, self.status.state, metrics, history.summary())
