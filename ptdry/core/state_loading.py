@@ -42,9 +42,17 @@ def state_problems(
     missing = sorted(set(expected) - set(state)) if strict else []
     unexpected = sorted(set(state) - set(expected)) if strict else []
     mismatched = dict(_mismatches(module, state, ""))
+    return load_refusal(type(module).__name__, missing, unexpected, mismatched, "tree")
+
+
+def load_refusal(
+    owner: str, missing: list[str], unexpected: list[str], mismatched: Mapping[str, str], built: str = "tree"
+) -> StateDictError | None:
+    """The all-or-nothing refusal listing every problem of a state (None if there is none):
+    keys missing, unexpected, and mismatched (``{key: problem}``) for ``owner``."""
     if not (missing or unexpected or mismatched):
         return None
-    lines = [f"cannot load state into {type(module).__name__}: nothing was loaded"]
+    lines = [f"cannot load state into {owner}: nothing was loaded"]
     if missing:
         lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
     if unexpected:
@@ -52,7 +60,7 @@ def state_problems(
     if mismatched:
         listed = "; ".join(f"{k}: {p}" for k, p in mismatched.items())
         lines.append(f"  mismatched keys ({len(mismatched)}): {listed}")
-        lines.append("  the state comes from a tree built differently (other constructor arguments?)")
+        lines.append(f"  the state comes from a {built} built differently (other constructor arguments?)")
     if missing or unexpected:
         lines.append("  pass strict=False to load the keys that match")
     return StateDictError("\n".join(lines), missing, unexpected, list(mismatched))

@@ -33,7 +33,7 @@ from ptdry.core import serialize
 from ptdry.core.allowed import ImportPolicy
 from ptdry.core.state import State
 from ptdry.errors import ArchiveError, SerializationError, UntrustedArchiveError
-from ptdry.io.dill_values import MANIFEST_KEY, MARKER, DillReader, DillWriter, check_records
+from ptdry.io.dill_values import MANIFEST_KEY, MARKER, DillReader, DillWriter, check_records, untrusted
 
 __all__ = ["BLOB_INLINE", "TENSORS", "Encoded", "decode_state", "encode_state"]
 
@@ -290,7 +290,7 @@ def decode_state(
     if not isinstance(records, list):
         raise ArchiveError(f"cannot load {where}: its manifest's list of pickles is malformed")
     if records and not trusted:
-        raise _untrusted(records, where, func)
+        raise untrusted(records, where, func, _PICKLED)
     check_records(manifest, trusted=trusted, where=where, func=func)
     policy = ImportPolicy.of(trusted, allowed)
     decoder = _Decoder(read, trusted, where, func, dill or DillReader(read, trusted=trusted, where=where, func=func))
@@ -318,16 +318,7 @@ def decode_state(
         raise ArchiveError(f"cannot load {where}: {problem}") from exc
 
 
-def _untrusted(records: list, where: str, func: str) -> UntrustedArchiveError:
-    listed = ", ".join(
-        f"{r.get('path')} ({r.get('type')})" if isinstance(r, dict) else repr(r) for r in records[:5]
-    )
-    more = f" and {len(records) - 5} more" if len(records) > 5 else ""
-    values = "value" if len(records) == 1 else "values"
-    return UntrustedArchiveError(
-        f"cannot load {where}: state {values} {listed}{more} stored with pickle, which can run "
-        f"arbitrary code when loaded; pass trusted=True to {func} if you trust this file"
-    )
+_PICKLED = "stored with pickle (state), which can run arbitrary code when loaded"
 
 
 class _Decoder:
@@ -359,7 +350,7 @@ class _Decoder:
             return self.read(blob_member(_index(payload)))
         if marker == "__pickle_ref__":
             if not self.trusted:
-                raise _untrusted([payload], self.where, self.func)
+                raise untrusted([payload], self.where, self.func, _PICKLED)
             data = self.read(pickle_member(_index(payload.get("index"))))
             try:
                 return pickle.loads(data)

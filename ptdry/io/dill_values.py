@@ -107,15 +107,20 @@ def check_records(manifest: dict[str, Any], *, trusted: bool, where: str, func: 
     return records
 
 
-def untrusted(records: list, where: str, func: str) -> UntrustedArchiveError:
+_DILL = "stored with dill (a lambda, closure or local class), which runs arbitrary code when loaded"
+
+
+def untrusted(records: list, where: str, func: str, how: str = _DILL) -> UntrustedArchiveError:
+    """The refusal to load ``records`` (values ``how`` stored, each ``{"path", "type"}``) from
+    ``where`` without ``trusted=True``, naming the first five and ``func``'s argument."""
     listed = ", ".join(
         f"{r.get('path')} ({r.get('type')})" if isinstance(r, dict) else repr(r) for r in records[:5]
     )
     more = f" and {len(records) - 5} more" if len(records) > 5 else ""
     values = "value" if len(records) == 1 else "values"
     return UntrustedArchiveError(
-        f"cannot load {where}: {values} {listed}{more} stored with dill (a lambda, closure or local "
-        f"class), which runs arbitrary code when loaded; pass trusted=True to {func} if you trust this file"
+        f"cannot load {where}: {values} {listed}{more} {how}; "
+        f"pass trusted=True to {func} if you trust this file"
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any, Iterator, Mapping
 
 import numpy as np
 
-from ptdry.errors import StateDictError
+from ptdry.core.state_loading import load_refusal
 
 __all__ = ["check_arrays", "named_optimizer_variables", "named_variables"]
 
@@ -128,16 +128,6 @@ def check_arrays(owner: str, variables: Mapping[str, Any], state: Mapping[str, A
             mismatched[key] = f"shape {got} where the model has {shape}"
         elif np.dtype(value.dtype) != dtype:
             mismatched[key] = f"dtype {np.dtype(value.dtype)} where the model has {dtype}"
-    if not (missing or unexpected or mismatched):
-        return
-    lines = [f"cannot load state into {owner}: nothing was loaded"]
-    if missing:
-        lines.append(f"  missing keys ({len(missing)}): {', '.join(missing)}")
-    if unexpected:
-        lines.append(f"  unexpected keys ({len(unexpected)}): {', '.join(unexpected)}")
-    if mismatched:
-        lines.append(f"  mismatched keys ({len(mismatched)}): " + "; ".join(f"{k}: {p}" for k, p in mismatched.items()))
-        lines.append("  the state comes from a model built differently (other constructor arguments?)")
-    if missing or unexpected:
-        lines.append("  pass strict=False to load the keys that match")
-    raise StateDictError("\n".join(lines), missing, unexpected, list(mismatched))
+    refusal = load_refusal(owner, missing, unexpected, mismatched, "model")
+    if refusal is not None:
+        raise refusal
