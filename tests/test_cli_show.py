@@ -66,7 +66,8 @@ def test_show_reads_as_a_summary_first(runs, uri, capsys):
     assert lines[0] == f"show-run v1  id {runs[0]}"
     assert lines[1] == "status    completed"
     assert lines[2].startswith("started   ") and "duration " in lines[2]
-    assert any(line.startswith("host      ") and "torch threads" in line for line in lines)
+    assert any(line.startswith("host      ") and "torch threads" in line and "device cpu" in line for line in lines)
+    assert "processes" not in out  # one process: nothing to say
     assert any(line.startswith("git       ") for line in lines)
     assert any(line.startswith("versions  python ") and "torch " in line for line in lines)
     assert re.search(r"\n  trainer\.model\.optimizer\.lr +0\.01\n", out)

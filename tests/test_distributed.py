@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from ptdry import DataProvider, DBInterface, Repo
+from ptdry.cli.main import main
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JOB = os.path.join(HERE, "_ddp_job.py")
@@ -69,6 +70,14 @@ def test_only_rank_0_records_a_distributed_run(uninterrupted, server_uri, databa
     saved = [a for a in repo.modules.find_one({"_id": run_id})["artifacts"] if a["name"].startswith("checkpoint/")]
     assert len(saved) == len({a["name"] for a in saved}) >= 2  # written by rank 0 alone
     assert {a["meta"]["world_size"] for a in saved} == {2}
+
+
+def test_show_says_how_many_processes_trained_a_run(uninterrupted, server_uri, database, capsys):
+    run_id, _ = uninterrupted
+    uri = server_uri.replace("/?", f"/{database}?")  # the job's database, named in the URI
+    assert main(["--db", uri, "show", run_id[:8]]) == 0
+    host = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("host "))
+    assert "device cpu" in host and "processes 2 (torch.distributed)" in host
 
 
 def test_a_killed_rank_ends_the_job_and_resuming_under_torchrun_is_exact(uninterrupted, server_uri, database, tmp_path):

@@ -113,7 +113,14 @@ def _print_readable(doc: Mapping[str, Any], now: dt.datetime) -> None:
     print(f"status    {state}" + (f" ({reason})" if reason and reason != "completed" else ""))
     print(f"started   {_when(status.get('started_at'))}   duration {_duration(status, now)}")
     print(f"class     {doc.get('cls')}   project {doc.get('project')}" + (f"   tags {', '.join(doc['tags'])}" if doc.get("tags") else ""))
-    print(f"host      {doc.get('host', '-')}" + (f"   torch threads {doc['torch_threads']}" if doc.get("torch_threads") else ""))
+    where = [f"host      {doc.get('host', '-')}"]
+    if doc.get("torch_threads"):
+        where.append(f"torch threads {doc['torch_threads']}")
+    if doc.get("device"):
+        where.append(f"device {doc['device']}")
+    if (doc.get("world_size") or 1) > 1:
+        where.append(f"processes {doc['world_size']} (torch.distributed)")
+    print("   ".join(where))
     command = doc.get("command") or {}
     if command.get("argv"):
         print(f"command   {' '.join(command['argv'])}   (in {command.get('cwd')})")
